@@ -1,0 +1,125 @@
+"""Builds a course's workers from its config: the one place that turns config into objects.
+
+The standalone runner and the services both build their workers here, so a config runs the
+same in simulation and in deployment; only the transport and the clock differ.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from fscore.aggregators import make_aggregator
+from fscore.conditions import Condition
+from fscore.config import CourseConfig
+from fscore.coordinator import Coordinator, CoursePlan, Evaluation, Evaluator
+from fscore.data.dataset import Federation
+from fscore.errors import ConfigError
+from fscore.events import Event
+from fscore.message import COORDINATOR, MessageCatalog
+from fscore.models.zoo import ModelSpec, init_params
+from fscore.participant import Participant
+from fscore.samplers import UniformSampler
+from fscore.simulation.device import DeviceProfile
+from fscore.topics import CourseTopics
+from fscore.trainers.base import Trainer
+from fscore.worker import BaseWorker, Outbox
+
+# Distinct streams of randomness, so adding draws to one never shifts another.
+_STREAM_INIT, _STREAM_SAMPLER, _STREAM_TRAINER = 1, 2, 3
+
+
+def import_object(path: str, what: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{what}: cannot import {path!r} ({exc})") from None
+
+
+def participant_address(index: int) -> str:
+    return f"participant-{index:05d}"
+
+
+class CourseBuilder:
+    def __init__(self, config: CourseConfig) -> None:
+        self.config = config
+        self.catalog = MessageCatalog()
+        for mt in config.message_types:
+            self.catalog.register(mt.name, mt.receiver, json.loads(mt.schema_file.read_text()))
+        self.topics = CourseTopics(config.transport.topic_prefix, config.course_id,
+                                   config.transport.direct_partitions)
+
+    @cached_property
+    def federation(self) -> Federation:
+        from fscore.data.federation import build_federation
+
+        return build_federation(self.config.data, self.config.participants, self.config.seed)
+
+    @cached_property
+    def model_spec(self) -> ModelSpec:
+        data = self.config.data
+        if data.dataset == "digits":
+            shape, classes = (1, 8, 8), 10
+        else:
+            shape, classes = (data.synthetic_dim,), data.synthetic_classes
+        try:
+            return ModelSpec(self.config.model.name, shape, classes, self.config.model.hidden)
+        except ValueError as exc:
+            raise ConfigError(f"model.name: {exc}") from None
+
+    def initial_params(self) -> dict[str, np.ndarray]:
+        return init_params(self.model_spec, np.random.default_rng([self.config.seed, _STREAM_INIT]))
+
+    def plan(self) -> CoursePlan:
+        c = self.config
+        return CoursePlan(c.participants, c.rounds, c.sample_size, c.evaluation.every, c.evaluation.patience,
+                          c.evaluation.min_delta, c.evaluation.metric)
+
+    def coordinator(self, outbox: Outbox, *, evaluator: Evaluator | None = None,
+                    on_evaluation: Callable[[Evaluation], None] | None = None) -> Coordinator:
+        c = self.config
+        worker = Coordinator(COORDINATOR, c.course_id, self.catalog, outbox, plan=self.plan(),
+                             initial_params=self.initial_params(), aggregator=make_aggregator(c.aggregator.name),
+                             sampler=UniformSampler(), rng=np.random.default_rng([c.seed, _STREAM_SAMPLER]),
+                             evaluator=evaluator, on_evaluation=on_evaluation)
+        return self._customise(worker)
+
+    def participant(self, index: int, outbox: Outbox, *, trainer: Trainer | None = None,
+                    profile: DeviceProfile | None = None) -> Participant:
+        c = self.config
+        sim = c.simulation
+        worker = Participant(participant_address(index), c.course_id, self.catalog, outbox,
+                             trainer=trainer or self.trainer(index), data=self.federation.clients[index],
+                             profile=profile or DeviceProfile(sim.compute_s_per_sample, sim.bandwidth_bytes_per_s))
+        return self._customise(worker)
+
+    def trainer(self, index: int) -> Trainer:
+        from fscore.models.torch_zoo import build_torch_model
+        from fscore.trainers.torch_trainer import TorchTrainer
+
+        rng = np.random.default_rng([self.config.seed, _STREAM_TRAINER, index])
+        return TorchTrainer(build_torch_model(self.model_spec), self.config.trainer, rng)
+
+    def heldout_evaluator(self) -> Evaluator:
+        from fscore.trainers.torch_trainer import TorchEvaluator
+
+        return TorchEvaluator(self.model_spec, self.federation.heldout)
+
+    def _customise(self, worker: BaseWorker) -> Any:
+        """Apply the config's user conditions and handlers to a worker of their role."""
+        for cond in self.config.conditions:
+            if cond.role == worker.role:
+                check = import_object(cond.check, f"conditions[{cond.name}].check")
+                worker.add_condition(Condition.of(cond.name, check, cond.watches))
+        for i, h in enumerate(self.config.handlers):
+            if h.role == worker.role:
+                func = import_object(h.handler, f"handlers[{i}].handler")
+                worker.register(Event.parse(h.event), functools.partial(func, worker), h.emits)
+        return worker

@@ -1,0 +1,53 @@
+"""Splitting one labelled dataset over participants: IID, or label-skewed by Dirichlet(alpha) (LDA).
+
+The Dirichlet splitter follows the usual construction (Hsu et al. 2019; FederatedScope's
+``LDASplitter``): for each class, draw participant proportions from Dir(alpha) and deal that
+class's examples out accordingly; redraw until every participant holds at least ``min_size``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_MAX_DRAWS = 1000
+
+
+def iid_split(num_examples: int, num_parts: int, rng: np.random.Generator) -> list[np.ndarray]:
+    if num_parts > num_examples:
+        raise ValueError(f"cannot split {num_examples} examples over {num_parts} participants")
+    return [np.sort(part) for part in np.array_split(rng.permutation(num_examples), num_parts)]
+
+
+def dirichlet_split(labels: np.ndarray, num_parts: int, alpha: float, rng: np.random.Generator,
+                    *, min_size: int = 2) -> list[np.ndarray]:
+    if alpha <= 0:
+        raise ValueError(f"Dirichlet alpha must be positive, not {alpha}")
+    if num_parts * min_size > len(labels):
+        raise ValueError(f"cannot give {num_parts} participants {min_size} of {len(labels)} examples each")
+    classes = np.unique(labels)
+    for _ in range(_MAX_DRAWS):
+        parts: list[list[int]] = [[] for _ in range(num_parts)]
+        for c in classes:
+            idx = rng.permutation(np.flatnonzero(labels == c))
+            props = rng.dirichlet(np.full(num_parts, alpha))
+            # Don't give more of this class to participants that already hold an even share.
+            sizes = np.array([len(p) for p in parts])
+            props = props * (sizes < len(labels) / num_parts)
+            props = props / props.sum() if props.sum() > 0 else np.full(num_parts, 1.0 / num_parts)
+            cuts = (np.cumsum(props) * len(idx)).astype(int)[:-1]
+            for part, chunk in zip(parts, np.split(idx, cuts), strict=True):
+                part.extend(chunk.tolist())
+        if min(len(p) for p in parts) >= min_size:
+            return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
+    raise ValueError(f"no Dirichlet(alpha={alpha}) split of {len(labels)} examples gave each of {num_parts} "
+                     f"participants {min_size} examples in {_MAX_DRAWS} draws; raise alpha or lower participants")
+
+
+def train_test_split(num_examples: int, test_fraction: float,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per-participant split; a participant with two or more examples keeps at least one of each."""
+    perm = rng.permutation(num_examples)
+    n_test = round(num_examples * test_fraction)
+    if num_examples >= 2:
+        n_test = min(max(n_test, 1), num_examples - 1)
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])

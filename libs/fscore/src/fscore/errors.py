@@ -1,0 +1,45 @@
+"""Errors raised by fscore.
+
+Hierarchy::
+
+    FscoreError                   root of every fscore error
+    ├── ConfigError               a course config is invalid; the message names the key
+    ├── CompletenessError         the message-flow graph of a course is broken (missing handler, unreachable finish)
+    ├── UndeclaredEmitError       a handler sent a message type it did not declare
+    ├── RejectedMessage           a decoded message is invalid for the worker's state (unknown sender,
+    │                             wrong round, wrong tensor shape); it is dead-lettered and the worker goes on
+    ├── CourseStalled             a standalone course has no message in flight and is not finished
+    └── TransportError            the transport failed to publish or consume
+"""
+
+from __future__ import annotations
+
+
+class FscoreError(Exception):
+    """Root of every error raised by fscore."""
+
+
+class ConfigError(FscoreError):
+    pass
+
+
+class CompletenessError(FscoreError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class UndeclaredEmitError(FscoreError):
+    pass
+
+
+class RejectedMessage(FscoreError):
+    pass
+
+
+class CourseStalled(FscoreError):
+    pass
+
+
+class TransportError(FscoreError):
+    pass

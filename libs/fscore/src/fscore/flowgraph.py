@@ -1,0 +1,125 @@
+"""Completeness checking (paper §3.2): the directed message-flow graph of a course.
+
+Nodes are the handlers in effect at each role. Edges go from a handler to the handler that
+receives each message type it declares to emit, and from a message handler to every condition
+that watches that message type. A course is complete when every emitted type has a handler at
+its receiving role and the participants' ``finish`` handler is reachable from the start (where
+join_in is sent). Problems fail the run; ``fscope check`` prints them and draws the graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+
+from fscore.errors import CompletenessError
+from fscore.events import START, Event, on_message
+from fscore.message import FINISH, PARTICIPANT, MessageCatalog
+from fscore.worker import BaseWorker
+
+
+def _node(role: str, event: Event) -> str:
+    return f"{role}/{event}"
+
+
+@dataclass
+class FlowGraph:
+    graph: nx.DiGraph
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def raise_for_problems(self) -> None:
+        if self.problems:
+            raise CompletenessError(self.problems)
+
+    def to_dot(self) -> str:
+        lines = ["digraph course {", "  rankdir=LR;", "  node [shape=box, fontname=Helvetica];"]
+        for node, data in self.graph.nodes(data=True):
+            style = ', style=filled, fillcolor="#fde2e2"' if data.get("missing") else ""
+            lines.append(f'  "{node}" [label="{data.get("label", node)}"{style}];')
+        for a, b, data in self.graph.edges(data=True):
+            lines.append(f'  "{a}" -> "{b}" [label="{data.get("label", "")}"];')
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def to_png(self, path: str | Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(14, 8))
+        pos = nx.shell_layout(self.graph) if len(self.graph) > 2 else nx.spring_layout(self.graph, seed=0)
+        colors = ["#f4a6a6" if d.get("missing") else ("#a6c8f4" if n.startswith("coordinator") else "#b6e3b0")
+                  for n, d in self.graph.nodes(data=True)]
+        nx.draw_networkx(self.graph, pos, ax=ax, node_color=colors, node_size=2200, font_size=7,
+                         labels={n: d.get("label", n).replace(" ", "\n") for n, d in self.graph.nodes(data=True)},
+                         arrowsize=14)
+        edge_labels = {(a, b): d.get("label", "") for a, b, d in self.graph.edges(data=True)}
+        nx.draw_networkx_edge_labels(self.graph, pos, ax=ax, font_size=7, edge_labels=edge_labels)
+        ax.set_title("fscope message flow (blue: coordinator, green: participant, red: missing handler)")
+        ax.axis("off")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+
+def build_flow_graph(workers: Sequence[BaseWorker], catalog: MessageCatalog) -> FlowGraph:
+    """The flow graph of one worker per role (handler tables are per role, not per worker)."""
+    by_role = {w.role: w for w in workers}
+    graph = nx.DiGraph()
+    problems: list[str] = []
+    for worker in by_role.values():
+        for entry in worker.handlers.entries():
+            label = f"{worker.role} {entry.event}\n{entry.handler_name}"
+            graph.add_node(_node(worker.role, entry.event), label=label)
+            if entry.event.kind == "condition" and entry.event.name not in worker.conditions:
+                problems.append(f"{worker.role} has a handler for {entry.event} but no condition named "
+                                f"{entry.event.name!r} is defined")
+    for worker in by_role.values():
+        for entry in worker.handlers.entries():
+            src = _node(worker.role, entry.event)
+            for type_name in sorted(entry.emits):
+                _add_emit_edge(graph, problems, by_role, catalog, worker, entry.handler_name, src, type_name)
+            if entry.event.kind == "message":
+                for cond in worker.conditions.values():
+                    if entry.event.name in cond.watches and worker.handlers.get(Event("condition", cond.name)):
+                        graph.add_edge(src, _node(worker.role, Event("condition", cond.name)), label="then")
+    start, finish = _node(PARTICIPANT, START), _node(PARTICIPANT, on_message(FINISH))
+    if start not in graph:
+        problems.append("participants have no start handler, so nobody sends join_in")
+    elif finish not in graph:
+        problems.append("participants have no handler for 'finish'")
+    elif not nx.has_path(graph, start, finish):
+        reachable = sorted(nx.descendants(graph, start))
+        problems.append(f"'finish' is not reachable from join_in; reachable handlers: {reachable}")
+    return FlowGraph(graph, problems)
+
+
+def _add_emit_edge(graph: nx.DiGraph, problems: list[str], by_role: dict[str, BaseWorker], catalog: MessageCatalog,
+                   worker: BaseWorker, handler_name: str, src: str, type_name: str) -> None:
+    where = f"{worker.role} handler {handler_name} emits {type_name!r}"
+    try:
+        role = catalog.receiver_role(type_name)
+    except KeyError:
+        problems.append(f"{where}, which is not a registered message type")
+        return
+    receiver = by_role.get(role)
+    event = on_message(type_name)
+    dst = _node(role, event)
+    if receiver is None or receiver.handlers.get(event) is None:
+        problems.append(f"{where} but the {role} has no handler for {type_name!r}")
+        graph.add_node(dst, label=f"{role} {event}\n(no handler)", missing=True)
+    graph.add_edge(src, dst, label=type_name)
+
+
+def check_course(workers: Sequence[BaseWorker], catalog: MessageCatalog) -> FlowGraph:
+    flow = build_flow_graph(workers, catalog)
+    flow.raise_for_problems()
+    return flow

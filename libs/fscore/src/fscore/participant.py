@@ -1,0 +1,102 @@
+"""The participant (FL client) and its default handlers.
+
+    start                    -> join                  emits join_in
+    message:assign_id        -> on_assign_id
+    message:model_parameters -> train_and_report      emits model_update
+    message:evaluate         -> evaluate_and_report   emits metrics
+    message:finish           -> on_finish
+
+Replies are stamped in virtual time: the received timestamp plus the device profile's download,
+compute and upload costs (docs/architecture.md, "Time").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import structlog
+
+from fscore.data.dataset import ClientData
+from fscore.events import START, on_message
+from fscore.message import (
+    ASSIGN_ID,
+    COORDINATOR,
+    EVALUATE,
+    FINISH,
+    JOIN_IN,
+    METRICS,
+    MODEL_PARAMETERS,
+    MODEL_UPDATE,
+    PARTICIPANT,
+    Message,
+    MessageCatalog,
+)
+from fscore.simulation.device import DeviceProfile
+from fscore.trainers.base import Trainer
+from fscore.worker import BaseWorker, Outbox
+
+log = structlog.get_logger("fscore.participant")
+
+
+def _nbytes(tensors: Mapping[str, np.ndarray]) -> int:
+    return sum(int(t.nbytes) for t in tensors.values())
+
+
+class Participant(BaseWorker):
+    role = PARTICIPANT
+
+    def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox, *, trainer: Trainer,
+                 data: ClientData, profile: DeviceProfile | None = None, coordinator: str = COORDINATOR) -> None:
+        self.trainer = trainer
+        self.data = data
+        self.profile = profile or DeviceProfile()
+        self.coordinator = coordinator
+        self.participant_id: int | None = None
+        self.finished = False
+        self.finish_reason = ""
+        self.rounds_trained = 0
+        super().__init__(address, course, catalog, outbox)
+
+    def install_default_handlers(self) -> None:
+        self.register(START, self.join, emits=[JOIN_IN])
+        self.register(on_message(ASSIGN_ID), self.on_assign_id)
+        self.register(on_message(MODEL_PARAMETERS), self.train_and_report, emits=[MODEL_UPDATE])
+        self.register(on_message(EVALUATE), self.evaluate_and_report, emits=[METRICS])
+        self.register(on_message(FINISH), self.on_finish)
+
+    def join(self, _: Message | None = None) -> None:
+        self.send(JOIN_IN, [self.coordinator], 0, {
+            "address": self.address, "num_train_samples": len(self.data.train),
+            "num_test_samples": len(self.data.test), "backend": self.trainer.backend})
+
+    def on_assign_id(self, msg: Message) -> None:
+        self.participant_id = msg.payload["participant_id"]
+
+    def train_and_report(self, msg: Message) -> None:
+        received = msg.payload["tensors"]
+        self.trainer.set_parameters(received)
+        result = self.trainer.train(self.data.train)
+        params = self.trainer.get_parameters()
+        self.rounds_trained += 1
+        samples = result.samples_processed or result.num_samples
+        done = (msg.timestamp + self.profile.transfer_time(_nbytes(received)) + self.profile.compute_time(samples)
+                + self.profile.transfer_time(_nbytes(params)))
+        self.send(MODEL_UPDATE, [msg.sender], msg.round, {
+            "num_samples": result.num_samples, "base_round": msg.round,
+            "train_metrics": {k: float(v) for k, v in result.metrics.items()}, "tensors": params}, timestamp=done)
+
+    def evaluate_and_report(self, msg: Message) -> None:
+        received = msg.payload["tensors"]
+        self.trainer.set_parameters(received)
+        result = self.trainer.evaluate(self.data.test)
+        done = (msg.timestamp + self.profile.transfer_time(_nbytes(received))
+                + self.profile.compute_time(result.num_samples))
+        self.send(METRICS, [msg.sender], msg.round, {
+            "split": "test", "num_samples": result.num_samples,
+            "values": {k: float(v) for k, v in result.metrics.items()}}, timestamp=done)
+
+    def on_finish(self, msg: Message) -> None:
+        self.trainer.set_parameters(msg.payload["tensors"])
+        self.finished = True
+        self.finish_reason = msg.payload["reason"]

@@ -1,0 +1,68 @@
+"""The Trainer extension point. Trainers know nothing of messages: parameters in, parameters out.
+
+Parameters cross this interface in the backend-independent wire form (name -> numpy array), so a
+participant never converts; each trainer converts with its backend's adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fscore.data.dataset import Dataset
+from fscore.interfaces import RequiredMethods, abstract
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    num_samples: int  # the weight of this update in FedAvg: the size of the local training set
+    metrics: dict[str, float] = field(default_factory=dict)
+    samples_processed: int = 0  # examples seen, epochs included: what the virtual clock charges for
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    num_samples: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer(RequiredMethods):
+    required = ("get_parameters", "set_parameters", "train", "evaluate")
+    backend = "numpy"
+
+    @abstract
+    def get_parameters(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    @abstract
+    def set_parameters(self, params: Mapping[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    @abstract
+    def train(self, data: Dataset) -> TrainResult:
+        raise NotImplementedError
+
+    @abstract
+    def evaluate(self, data: Dataset) -> EvalResult:
+        raise NotImplementedError
+
+
+class NoOpTrainer(Trainer):
+    """Returns the parameters it was given: measures the framework's own per-message cost."""
+
+    def __init__(self) -> None:
+        self._params: dict[str, np.ndarray] = {}
+
+    def get_parameters(self) -> dict[str, np.ndarray]:
+        return self._params
+
+    def set_parameters(self, params: Mapping[str, np.ndarray]) -> None:
+        self._params = dict(params)
+
+    def train(self, data: Dataset) -> TrainResult:
+        return TrainResult(len(data), {})
+
+    def evaluate(self, data: Dataset) -> EvalResult:
+        return EvalResult(len(data), {"accuracy": 0.0, "loss": 0.0})

@@ -1,0 +1,93 @@
+"""TorchTrainer: local SGD/Adam on a torch model, with seeded shuffling (no global RNG)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from fscore.config import TrainerConfig
+from fscore.data.dataset import Dataset
+from fscore.trainers.base import EvalResult, Trainer, TrainResult
+from fstranslation.adapters import get_adapter
+
+_adapter = get_adapter("torch")
+
+
+class TorchTrainer(Trainer):
+    backend = "torch"
+
+    def __init__(self, model: nn.Module, cfg: TrainerConfig, rng: np.random.Generator) -> None:
+        self.model = model
+        self.cfg = cfg
+        self.rng = rng
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def get_parameters(self) -> dict[str, np.ndarray]:
+        return _adapter.to_wire(self.model.state_dict())
+
+    def set_parameters(self, params: Mapping[str, np.ndarray]) -> None:
+        self.model.load_state_dict(_adapter.from_wire(params), strict=True)
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.cfg
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay)
+
+    def train(self, data: Dataset) -> TrainResult:
+        cfg = self.cfg
+        x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+        opt = self._optimizer()
+        self.model.train()
+        steps, seen, total_loss = 0, 0, 0.0
+        max_steps = cfg.local_steps
+        for _ in range(cfg.local_epochs if max_steps is None else 1_000_000):
+            order = torch.from_numpy(self.rng.permutation(len(data)))
+            for start in range(0, len(data), cfg.batch_size):
+                idx = order[start:start + cfg.batch_size]
+                opt.zero_grad()
+                loss = self.loss_fn(self.model(x[idx]), y[idx])
+                loss.backward()
+                opt.step()
+                total_loss += loss.item() * len(idx)
+                seen += len(idx)
+                steps += 1
+                if max_steps is not None and steps >= max_steps:
+                    break
+            if max_steps is not None and steps >= max_steps:
+                break
+        return TrainResult(len(data), {"loss": total_loss / max(seen, 1), "steps": float(steps)}, seen)
+
+    @torch.no_grad()
+    def evaluate(self, data: Dataset) -> EvalResult:
+        if len(data) == 0:
+            return EvalResult(0, {})
+        self.model.eval()
+        logits = self.model(torch.from_numpy(data.x))
+        y = torch.from_numpy(data.y)
+        loss = float(self.loss_fn(logits, y))
+        acc = float((logits.argmax(1) == y).float().mean())
+        return EvalResult(len(data), {"accuracy": acc, "loss": loss})
+
+
+class TorchEvaluator:
+    """Evaluates a global model on the coordinator's held-out set (the coordinator stays framework-free)."""
+
+    def __init__(self, spec: object, data: Dataset) -> None:
+        from fscore.models.torch_zoo import build_torch_model
+
+        self.model = build_torch_model(spec)  # type: ignore[arg-type]
+        self.data = data
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    @torch.no_grad()
+    def __call__(self, params: Mapping[str, np.ndarray]) -> dict[str, float]:
+        self.model.load_state_dict(_adapter.from_wire(params), strict=True)
+        self.model.eval()
+        logits = self.model(torch.from_numpy(self.data.x))
+        y = torch.from_numpy(self.data.y)
+        return {"accuracy": float((logits.argmax(1) == y).float().mean()), "loss": float(self.loss_fn(logits, y))}

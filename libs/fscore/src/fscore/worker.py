@@ -1,0 +1,129 @@
+"""BaseWorker: the event loop every role shares (paper §3.2, "participant's view").
+
+A worker never runs a script. It reacts: to its start, to each message it receives, and after
+every message to each condition that now holds. Which handler runs for which event is data in a
+:class:`HandlerRegistry`, so users replace or add behaviour without touching this loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import structlog
+
+from fscore.conditions import Condition
+from fscore.errors import FscoreError, RejectedMessage, UndeclaredEmitError
+from fscore.events import START, Event, Handler, HandlerEntry, HandlerRegistry, on_condition, on_message
+from fscore.message import Message, MessageCatalog
+
+log = structlog.get_logger("fscore.worker")
+
+#: a condition handler that never changes the state would fire forever; this bounds one settle()
+MAX_CONDITION_FIRINGS = 10_000
+
+
+class Outbox:
+    """Where a worker's messages go; the communicator in a course, a list in tests."""
+
+    def send(self, message: Message) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class BaseWorker:
+    role: ClassVar[str] = ""
+
+    def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox) -> None:
+        if not self.role:
+            raise NotImplementedError(f"{type(self).__name__} must set the class attribute 'role'")
+        self.address = address
+        self.course = course
+        self.catalog = catalog
+        self.outbox = outbox
+        self.handlers = HandlerRegistry(owner=address)
+        self.conditions: dict[str, Condition] = {}
+        self.now = 0.0  # virtual time of the latest event this worker handled
+        self._seen: set[str] = set()
+        self._sequence = 0
+        self._active: HandlerEntry | None = None
+        self.install_default_handlers()
+
+    # -- extension points -----------------------------------------------------------------
+
+    def install_default_handlers(self) -> None:
+        """Register the role's default handlers; subclasses override."""
+
+    def register(self, event: Event, handler: Handler, emits: Iterable[str] = ()) -> None:
+        self.handlers.register(event, handler, emits)
+
+    def add_condition(self, condition: Condition) -> None:
+        self.conditions[condition.name] = condition
+
+    def log_handlers(self) -> None:
+        log.info("handlers_in_effect", worker=self.address, role=self.role, handlers=self.handlers.describe())
+
+    # -- the event loop -------------------------------------------------------------------
+
+    def start(self) -> None:
+        entry = self.handlers.get(START)
+        if entry is not None:
+            self._run(entry, None)
+        self.settle()
+
+    def handle(self, message: Message) -> bool:
+        """Handle one message and then every condition it makes true. Returns False for a duplicate.
+
+        Handlers are idempotent by message id: a message delivered twice changes nothing.
+        Raises :class:`RejectedMessage` when no handler takes the message type.
+        """
+        if message.id in self._seen:
+            log.debug("duplicate_ignored", worker=self.address, msg_id=message.id)
+            return False
+        entry = self.handlers.get(on_message(message.type))
+        if entry is None:
+            raise RejectedMessage(f"{self.address} ({self.role}) has no handler for message type "
+                                  f"{message.type!r} (from {message.sender!r}, id {message.id})")
+        self._seen.add(message.id)
+        self.now = max(self.now, message.timestamp)
+        self._run(entry, message)
+        self.settle()
+        return True
+
+    def settle(self) -> None:
+        """Fire condition handlers until no condition holds (a fixpoint)."""
+        for _ in range(MAX_CONDITION_FIRINGS):
+            fired = False
+            for name, condition in self.conditions.items():
+                entry = self.handlers.get(on_condition(name))
+                if entry is not None and condition.holds(self):
+                    self._run(entry, None)
+                    fired = True
+                    break  # re-check from the first condition: earlier ones take precedence
+            if not fired:
+                return
+        raise FscoreError(f"{self.address}: conditions still hold after {MAX_CONDITION_FIRINGS} firings; "
+                          "a condition handler does not change the state its condition checks")
+
+    def _run(self, entry: HandlerEntry, message: Message | None) -> None:
+        self._active = entry
+        try:
+            entry.handler(message)
+        finally:
+            self._active = None
+
+    # -- sending --------------------------------------------------------------------------
+
+    def send(self, type_name: str, receivers: Iterable[str], round: int, payload: dict[str, Any],
+             *, timestamp: float | None = None) -> Message:
+        """Send a message from the running handler, which must have declared ``type_name`` in its emits."""
+        active = self._active
+        if active is not None and type_name not in active.emits:
+            raise UndeclaredEmitError(f"{self.address}: handler {active.handler_name} for {active.event} sent "
+                                      f"{type_name!r} but declares emits {sorted(active.emits)}")
+        self._sequence += 1
+        message = Message(type=type_name, receivers=tuple(receivers), round=round, payload=payload,
+                          sender=self.address, timestamp=self.now if timestamp is None else timestamp,
+                          id=f"{self.address}/{self._sequence}", course=self.course)
+        self.outbox.send(message)
+        return message
+

@@ -1,0 +1,1 @@
+"""The coordinator service. Builds the same Coordinator the standalone runner uses, without any ML framework."""
