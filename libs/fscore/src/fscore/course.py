@@ -60,7 +60,10 @@ class CourseBuilder:
     def federation(self) -> Federation:
         from fscore.data.federation import build_federation
 
-        return build_federation(self.config.data, self.config.participants, self.config.seed)
+        try:
+            return build_federation(self.config.data, self.config.participants, self.config.seed)
+        except ValueError as exc:
+            raise ConfigError(f"data: {exc}") from None
 
     @cached_property
     def model_spec(self) -> ModelSpec:

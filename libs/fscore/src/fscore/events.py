@@ -83,7 +83,7 @@ class HandlerRegistry:
             text = (f"{self.owner}: handler {entry.handler_name} for {event} overwrites "
                     f"{previous.handler_name}")
             warnings.warn(text, HandlerOverwriteWarning, stacklevel=2)
-            log.warning("handler_overwritten", worker=self.owner, event=str(event),
+            log.warning("handler_overwritten", worker=self.owner, on=str(event),
                         old=previous.handler_name, new=entry.handler_name)
         self._entries[event] = entry
         return entry

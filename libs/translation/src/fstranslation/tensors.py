@@ -50,7 +50,8 @@ def wire_array(name: str, value: Any) -> np.ndarray:
         raise EncodeError(f"tensor {name!r} has dtype {arr.dtype}; the wire carries only {sorted(WIRE_DTYPES)}")
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(arr)
+    # not np.ascontiguousarray: it turns 0-d arrays into 1-d ones
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")
 
 
 def tensor_parts(tensors: Mapping[str, Any]) -> Iterator[bytes | memoryview]:

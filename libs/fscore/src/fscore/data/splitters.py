@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_MAX_DRAWS = 1000
+_MAX_DRAWS = 100
 
 
 def iid_split(num_examples: int, num_parts: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -24,23 +24,38 @@ def dirichlet_split(labels: np.ndarray, num_parts: int, alpha: float, rng: np.ra
         raise ValueError(f"Dirichlet alpha must be positive, not {alpha}")
     if num_parts * min_size > len(labels):
         raise ValueError(f"cannot give {num_parts} participants {min_size} of {len(labels)} examples each")
-    classes = np.unique(labels)
+    parts: list[list[int]] = []
     for _ in range(_MAX_DRAWS):
-        parts: list[list[int]] = [[] for _ in range(num_parts)]
-        for c in classes:
-            idx = rng.permutation(np.flatnonzero(labels == c))
-            props = rng.dirichlet(np.full(num_parts, alpha))
-            # Don't give more of this class to participants that already hold an even share.
-            sizes = np.array([len(p) for p in parts])
-            props = props * (sizes < len(labels) / num_parts)
-            props = props / props.sum() if props.sum() > 0 else np.full(num_parts, 1.0 / num_parts)
-            cuts = (np.cumsum(props) * len(idx)).astype(int)[:-1]
-            for part, chunk in zip(parts, np.split(idx, cuts), strict=True):
-                part.extend(chunk.tolist())
+        parts = _draw(labels, num_parts, alpha, rng)
         if min(len(p) for p in parts) >= min_size:
-            return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
-    raise ValueError(f"no Dirichlet(alpha={alpha}) split of {len(labels)} examples gave each of {num_parts} "
-                     f"participants {min_size} examples in {_MAX_DRAWS} draws; raise alpha or lower participants")
+            break
+    else:
+        # Very skewed splits of few examples over many participants rarely give everyone min_size;
+        # top the small ones up from the largest, which keeps the skew of nearly every participant.
+        _top_up(parts, min_size, rng)
+    return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
+
+
+def _draw(labels: np.ndarray, num_parts: int, alpha: float, rng: np.random.Generator) -> list[list[int]]:
+    parts: list[list[int]] = [[] for _ in range(num_parts)]
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        props = rng.dirichlet(np.full(num_parts, alpha))
+        # Don't give more of this class to participants that already hold an even share.
+        sizes = np.array([len(p) for p in parts])
+        props = props * (sizes < len(labels) / num_parts)
+        props = props / props.sum() if props.sum() > 0 else np.full(num_parts, 1.0 / num_parts)
+        cuts = (np.cumsum(props) * len(idx)).astype(int)[:-1]
+        for part, chunk in zip(parts, np.split(idx, cuts), strict=True):
+            part.extend(chunk.tolist())
+    return parts
+
+
+def _top_up(parts: list[list[int]], min_size: int, rng: np.random.Generator) -> None:
+    for small in sorted(range(len(parts)), key=lambda i: len(parts[i])):
+        while len(parts[small]) < min_size:
+            donor = max(range(len(parts)), key=lambda i: len(parts[i]))
+            parts[small].append(parts[donor].pop(int(rng.integers(len(parts[donor])))))
 
 
 def train_test_split(num_examples: int, test_fraction: float,

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+from fscore.aggregators import FedAvg
+from fscore.coordinator import Coordinator, CoursePlan
+from fscore.errors import RejectedMessage
+from fscore.message import Message, MessageCatalog
+from fscore.samplers import UniformSampler
+
+from .helpers import ListOutbox
+
+PARAMS = {"fc.weight": np.zeros((10, 64), np.float32), "fc.bias": np.zeros(10, np.float32)}
+
+
+def coordinator(n=2, rounds=1):
+    outbox = ListOutbox()
+    c = Coordinator("coordinator", "c", MessageCatalog(), outbox, plan=CoursePlan(n, rounds), initial_params=PARAMS,
+                    aggregator=FedAvg(), sampler=UniformSampler(), rng=np.random.default_rng(0))
+    return c, outbox
+
+
+_ids = iter(range(10**6))
+
+
+def msg(type_name, sender, payload, rnd=0, ts=1.0):
+    return Message(type_name, ("coordinator",), rnd, payload, sender=sender, timestamp=ts, id=f"{sender}/{next(_ids)}")
+
+
+def join(c, *names):
+    for name in names:
+        c.handle(msg("join_in", name, {"address": name, "num_train_samples": 5, "num_test_samples": 1,
+                                        "backend": "torch"}))
+
+
+def update(sender, tensors, n=5, rnd=0):
+    return msg("model_update", sender, {"num_samples": n, "base_round": rnd, "train_metrics": {}, "tensors": tensors},
+               rnd)
+
+
+def test_all_joined_in_starts_the_first_round():
+    c, outbox = coordinator()
+    join(c, "a")
+    assert not outbox.of_type("model_parameters")
+    join(c, "b")
+    (broadcast,) = outbox.of_type("model_parameters")
+    assert broadcast.receivers == ("a", "b") and c.state.phase == "training"
+
+
+def test_update_with_wrong_tensor_shape_is_rejected_naming_tensor_and_shapes():
+    c, _ = coordinator()
+    join(c, "a", "b")
+    bad = {"fc.weight": np.zeros((64, 10), np.float32), "fc.bias": np.zeros(10, np.float32)}
+    with pytest.raises(RejectedMessage, match=r"participant a sent tensor `fc.weight` with shape \(64, 10\); "
+                                              r"the course expects \(10, 64\)"):
+        c.handle(update("a", bad))
+    assert c.state.updates == {}
+    c.handle(update("a", PARAMS))  # the participant can still send a good update
+    assert set(c.state.updates) == {"a"}
+
+
+def test_unknown_sender_and_wrong_round_are_rejected_and_state_survives():
+    c, _ = coordinator()
+    join(c, "a", "b")
+    c.handle(update("a", PARAMS))
+    with pytest.raises(RejectedMessage, match="unknown sender 'mallory'"):
+        c.handle(update("mallory", PARAMS))
+    with pytest.raises(RejectedMessage, match="is for round 7"):
+        c.handle(update("b", PARAMS, rnd=7))
+    with pytest.raises(RejectedMessage, match="second model_update from 'a'"):
+        c.handle(update("a", PARAMS))
+    assert set(c.state.updates) == {"a"}
+
+
+def test_round_aggregates_then_evaluates_then_finishes():
+    c, outbox = coordinator(rounds=1)
+    join(c, "a", "b")
+    ones = {k: np.ones_like(v) for k, v in PARAMS.items()}
+    c.handle(update("a", ones, n=1))
+    c.handle(update("b", PARAMS, n=3))
+    assert c.params["fc.bias"].tolist() == [0.25] * 10
+    assert outbox.of_type("evaluate") and c.state.phase == "evaluating"
+    for name, acc in (("a", 1.0), ("b", 0.0)):
+        c.handle(Message("metrics", ("coordinator",), 1, {"split": "test", "num_samples": 1 if name == "a" else 3,
+                                                          "values": {"accuracy": acc}}, sender=name, id=f"m{name}"))
+    assert c.state.history[-1].metrics == {"clients.accuracy": 0.25}
+    assert c.finished and c.state.finish_reason == "max_rounds_reached"
+    assert outbox.of_type("finish")[0].receivers == ("a", "b")
+
+
+def test_early_stopping_finishes_before_max_rounds():
+    c, outbox = coordinator(n=1, rounds=50)
+    c.plan = CoursePlan(1, 50, patience=2)
+    join(c, "a")
+    for r in range(3):
+        c.handle(update("a", PARAMS, rnd=r))
+        c.handle(Message("metrics", ("coordinator",), r + 1, {"split": "test", "num_samples": 1,
+                                                              "values": {"accuracy": 0.5}}, sender="a", id=f"e{r}"))
+    assert c.finished and c.state.finish_reason == "early_stopped" and c.state.round == 3
