@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+
 from fscore.config import load_config
 from fscore.simulation.runner import run_standalone
 

@@ -1,7 +1,8 @@
 import numpy as np
+
+from fscore.aggregators import FedAvg
 from fscore.communicator import Communicator
 from fscore.coordinator import Coordinator, CoursePlan
-from fscore.aggregators import FedAvg
 from fscore.driver import pump
 from fscore.message import Message, MessageCatalog
 from fscore.samplers import UniformSampler
@@ -43,7 +44,7 @@ def test_garbage_and_invalid_records_are_dead_lettered_and_the_worker_goes_on():
     assert set(coordinator.state.participants) == {"p1", "p2"}
     assert coordinator.state.phase == "training"  # the course went on
     dlq = list(log.read(topics.dlq))
-    assert [r.value for r in dlq][0] == b"\x00garbage"
+    assert dlq[0].value == b"\x00garbage"
     reasons = [r.header("fscope.reason").decode() for r in dlq]
     assert "C3 01" in reasons[0]
     assert "unknown sender 'ghost'" in reasons[1]

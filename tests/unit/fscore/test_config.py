@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import pytest
+
 from fscore.config import load_config
 from fscore.errors import ConfigError
 
@@ -32,7 +33,7 @@ def test_invalid_config_names_the_key(example_config, overrides, expected):
 
 
 def test_missing_file_is_one_clear_line(tmp_path):
-    with pytest.raises(ConfigError, match="config file .*nope.yaml' not found"):
+    with pytest.raises(ConfigError, match=r"config file .*nope.yaml' not found"):
         load_config(tmp_path / "nope.yaml")
 
 

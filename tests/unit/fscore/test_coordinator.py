@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from fscore.aggregators import FedAvg
 from fscore.coordinator import Coordinator, CoursePlan
 from fscore.errors import RejectedMessage
@@ -87,7 +88,7 @@ def test_round_aggregates_then_evaluates_then_finishes():
 
 
 def test_early_stopping_finishes_before_max_rounds():
-    c, outbox = coordinator(n=1, rounds=50)
+    c, _ = coordinator(n=1, rounds=50)
     c.plan = CoursePlan(1, 50, patience=2)
     join(c, "a")
     for r in range(3):

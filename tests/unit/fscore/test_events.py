@@ -1,4 +1,5 @@
 import pytest
+
 from fscore.errors import RejectedMessage, UndeclaredEmitError
 from fscore.events import Event, HandlerOverwriteWarning, HandlerRegistry, on_message
 from fscore.message import MessageCatalog

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
-from fscore.aggregators import ClientUpdate, FedAvg, weighted_average
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
+from fscore.aggregators import ClientUpdate, FedAvg, weighted_average
 
 
 def test_fedavg_matches_a_hand_computed_case():

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from fscore.config import load_config
 from fscore.course import CourseBuilder
 from fscore.errors import CompletenessError

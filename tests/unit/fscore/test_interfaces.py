@@ -1,4 +1,5 @@
 import pytest
+
 from fscore.aggregators.base import Aggregator
 from fscore.samplers import Sampler
 from fscore.trainers.base import Trainer

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from fscore.data.federation import build_federation, load_digits_dataset
 from fscore.data.splitters import dirichlet_split, iid_split
 from fscore.data.synthetic import synthetic_devices

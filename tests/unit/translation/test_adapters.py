@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from fstranslation import Header, WireCodec
 from fstranslation.adapters import get_adapter
 

@@ -5,12 +5,13 @@ from pathlib import Path
 import fastavro
 import numpy as np
 import pytest
-from fstranslation import DecodeError, Header, TensorError, UnknownSchemaError, WireCodec, default_store
-from fstranslation.schema_store import schema_fingerprint
-from fstranslation.tensors import WIRE_DTYPES, avro_long, tensor_records
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
+from fstranslation import DecodeError, Header, TensorError, UnknownSchemaError, WireCodec, default_store
+from fstranslation.schema_store import schema_fingerprint
+from fstranslation.tensors import WIRE_DTYPES, avro_long, tensor_records
 
 SCHEMAS = Path(__file__).parents[3] / "libs/translation/src/fstranslation/schemas"
 
@@ -131,7 +132,7 @@ def test_truncated_record_names_the_problem():
 
 def test_corrupt_payload_names_schema_and_field():
     # Flip the payload's "num_samples" long into an overlong varint.
-    header, _writer, _bio, start = codec.decode_header(GOOD)
+    _header, _writer, _bio, start = codec.decode_header(GOOD)
     body = bytearray(GOOD)
     split_len = 1 + len("test")
     body[start + split_len:] = b"\xff" * (len(GOOD) - start - split_len)
@@ -147,7 +148,7 @@ def test_tensor_with_wrong_byte_count_is_refused():
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, schema.parsed, {"tensors": [
         {"name": "fc.weight", "dtype": "float32", "shape": [2, 2], "data": b"\x00" * 12}]})
-    with pytest.raises(TensorError, match="'fc.weight' of dtype float32 and shape \\(2, 2\\) needs 16 bytes"):
+    with pytest.raises(TensorError, match=r"'fc.weight' of dtype float32 and shape \(2, 2\) needs 16 bytes"):
         codec.decode_payload("model_parameters", buf.getvalue())
 
 

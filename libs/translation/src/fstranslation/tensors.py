@@ -8,12 +8,10 @@ over the decoded bytes: no further copy.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import fastavro
 import numpy as np
 
 from fstranslation.errors import EncodeError, TensorError
@@ -22,14 +20,9 @@ from fstranslation.errors import EncodeError, TensorError
 WIRE_DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8",
                          "float16", "float32", "float64"})
 
-_TENSOR_HEADER = fastavro.parse_schema({
-    "type": "record", "name": "TensorHeader", "namespace": "fscope.wire.framing",
-    "fields": [
-        {"name": "name", "type": "string"},
-        {"name": "dtype", "type": "string"},
-        {"name": "shape", "type": {"type": "array", "items": "long"}},
-    ],
-})
+#: the little-endian numpy dtype of each wire dtype name, and back
+_NP_DTYPES = {name: np.dtype(name).newbyteorder("<") for name in WIRE_DTYPES}
+_WIRE_NAMES = {dt: name for name, dt in _NP_DTYPES.items()}
 
 
 def avro_long(value: int) -> bytes:
@@ -43,15 +36,23 @@ def avro_long(value: int) -> bytes:
     return bytes(out)
 
 
-def wire_array(name: str, value: Any) -> np.ndarray:
-    """The C-contiguous little-endian array that goes on the wire for ``value``."""
+def avro_string(text: str) -> bytes:
+    data = text.encode()
+    return avro_long(len(data)) + data
+
+
+def wire_array(name: str, value: Any) -> tuple[np.ndarray, str]:
+    """The C-contiguous little-endian array that goes on the wire for ``value``, and its dtype name."""
     arr = np.asarray(value)
-    if arr.dtype.name not in WIRE_DTYPES:
-        raise EncodeError(f"tensor {name!r} has dtype {arr.dtype}; the wire carries only {sorted(WIRE_DTYPES)}")
-    if arr.dtype.byteorder == ">":
-        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    wire_name = _WIRE_NAMES.get(arr.dtype)
+    if wire_name is None:
+        if arr.dtype.byteorder == ">" and arr.dtype.newbyteorder("<") in _WIRE_NAMES:
+            arr = arr.astype(arr.dtype.newbyteorder("<"))
+            wire_name = _WIRE_NAMES[arr.dtype]
+        else:
+            raise EncodeError(f"tensor {name!r} has dtype {arr.dtype}; the wire carries only {sorted(WIRE_DTYPES)}")
     # not np.ascontiguousarray: it turns 0-d arrays into 1-d ones
-    return arr if arr.flags.c_contiguous else arr.copy(order="C")
+    return (arr if arr.flags.c_contiguous else arr.copy(order="C")), wire_name
 
 
 def tensor_parts(tensors: Mapping[str, Any]) -> Iterator[bytes | memoryview]:
@@ -60,15 +61,12 @@ def tensor_parts(tensors: Mapping[str, Any]) -> Iterator[bytes | memoryview]:
         yield b"\x00"
         return
     yield avro_long(len(tensors))
-    header = io.BytesIO()
     for name, value in tensors.items():
-        arr = wire_array(name, value)
-        header.seek(0)
-        header.truncate()
-        fastavro.schemaless_writer(header, _TENSOR_HEADER, {
-            "name": name, "dtype": arr.dtype.name, "shape": list(arr.shape)})
-        yield header.getvalue()
-        yield avro_long(arr.nbytes)
+        arr, dtype_name = wire_array(name, value)
+        # The Tensor record's fields before `data`: name, dtype, shape (an Avro array: one block, then 0).
+        shape = b"".join(avro_long(d) for d in arr.shape)
+        yield b"".join((avro_string(name), avro_string(dtype_name),
+                        avro_long(arr.ndim) + shape + b"\x00" if arr.ndim else b"\x00", avro_long(arr.nbytes)))
         yield memoryview(arr).cast("B") if arr.nbytes else b""
     yield b"\x00"
 
@@ -77,8 +75,8 @@ def tensor_records(tensors: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Plain Avro records for ``tensors``; used where a schema puts tensors somewhere other than last."""
     records = []
     for name, value in tensors.items():
-        arr = wire_array(name, value)
-        records.append({"name": name, "dtype": arr.dtype.name, "shape": list(arr.shape), "data": arr.tobytes()})
+        arr, dtype_name = wire_array(name, value)
+        records.append({"name": name, "dtype": dtype_name, "shape": list(arr.shape), "data": arr.tobytes()})
     return records
 
 
@@ -87,13 +85,13 @@ def tensors_from_records(records: list[dict[str, Any]], *, where: str) -> dict[s
     out: dict[str, np.ndarray] = {}
     for rec in records:
         name, dtype, shape, data = rec["name"], rec["dtype"], rec["shape"], rec["data"]
-        if dtype not in WIRE_DTYPES:
+        np_dtype = _NP_DTYPES.get(dtype)
+        if np_dtype is None:
             raise TensorError(f"{where}: tensor {name!r} has dtype {dtype!r}, which is not a wire dtype",
                               schema="fscope.wire.Tensor", field="dtype")
         if any(d < 0 for d in shape):
             raise TensorError(f"{where}: tensor {name!r} has a negative dimension in shape {tuple(shape)}",
                               schema="fscope.wire.Tensor", field="shape")
-        np_dtype = np.dtype(dtype).newbyteorder("<")
         expected = math.prod(shape) * np_dtype.itemsize
         if len(data) != expected:
             raise TensorError(f"{where}: tensor {name!r} of dtype {dtype} and shape {tuple(shape)} needs "
