@@ -98,6 +98,8 @@ class Communicator:
             yield Delivery(message, record)
 
     def commit(self, delivery: Delivery) -> None:
+        """Commit after the messages this delivery caused are durable, so a crash never loses an output."""
+        self.transport.flush()
         if self._consumer is not None:
             self._consumer.commit(delivery.record)
 

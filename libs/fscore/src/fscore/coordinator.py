@@ -98,7 +98,7 @@ class Coordinator(BaseWorker):
     def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox, *, plan: CoursePlan,
                  initial_params: Mapping[str, np.ndarray], aggregator: Aggregator, sampler: Sampler,
                  rng: np.random.Generator, evaluator: Evaluator | None = None,
-                 on_evaluation: Callable[[Evaluation], None] | None = None) -> None:
+                 on_evaluation: Callable[[Evaluation], None] | None = None, incarnation: str = "0") -> None:
         self.plan = plan
         self.params: dict[str, np.ndarray] = dict(initial_params)
         self.aggregator = aggregator
@@ -107,7 +107,7 @@ class Coordinator(BaseWorker):
         self.evaluator = evaluator
         self.on_evaluation = on_evaluation
         self.state = CoordinatorState()
-        super().__init__(address, course, catalog, outbox)
+        super().__init__(address, course, catalog, outbox, incarnation)
 
     @property
     def finished(self) -> bool:

@@ -86,21 +86,22 @@ class CourseBuilder:
                           c.evaluation.min_delta, c.evaluation.metric)
 
     def coordinator(self, outbox: Outbox, *, evaluator: Evaluator | None = None,
-                    on_evaluation: Callable[[Evaluation], None] | None = None) -> Coordinator:
+                    on_evaluation: Callable[[Evaluation], None] | None = None, incarnation: str = "0") -> Coordinator:
         c = self.config
         worker = Coordinator(COORDINATOR, c.course_id, self.catalog, outbox, plan=self.plan(),
                              initial_params=self.initial_params(), aggregator=make_aggregator(c.aggregator.name),
                              sampler=UniformSampler(), rng=np.random.default_rng([c.seed, _STREAM_SAMPLER]),
-                             evaluator=evaluator, on_evaluation=on_evaluation)
+                             evaluator=evaluator, on_evaluation=on_evaluation, incarnation=incarnation)
         return self._customise(worker)
 
     def participant(self, index: int, outbox: Outbox, *, trainer: Trainer | None = None,
-                    profile: DeviceProfile | None = None) -> Participant:
+                    profile: DeviceProfile | None = None, incarnation: str = "0") -> Participant:
         c = self.config
         sim = c.simulation
         worker = Participant(participant_address(index), c.course_id, self.catalog, outbox,
                              trainer=trainer or self.trainer(index), data=self.federation.clients[index],
-                             profile=profile or DeviceProfile(sim.compute_s_per_sample, sim.bandwidth_bytes_per_s))
+                             profile=profile or DeviceProfile(sim.compute_s_per_sample, sim.bandwidth_bytes_per_s),
+                             incarnation=incarnation)
         return self._customise(worker)
 
     def trainer(self, index: int) -> Trainer:
@@ -114,6 +115,12 @@ class CourseBuilder:
         from fscore.trainers.torch_trainer import TorchEvaluator
 
         return TorchEvaluator(self.model_spec, self.federation.heldout)
+
+    def numpy_evaluator(self) -> Evaluator | None:
+        """A framework-free held-out evaluator for the coordinator service (logreg and MLP only)."""
+        from fscore.models.numpy_forward import NumpyEvaluator
+
+        return NumpyEvaluator.for_spec(self.model_spec, self.federation.heldout)
 
     def _customise(self, worker: BaseWorker) -> Any:
         """Apply the config's user conditions and handlers to a worker of their role."""

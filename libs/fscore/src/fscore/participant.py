@@ -47,7 +47,8 @@ class Participant(BaseWorker):
     role = PARTICIPANT
 
     def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox, *, trainer: Trainer,
-                 data: ClientData, profile: DeviceProfile | None = None, coordinator: str = COORDINATOR) -> None:
+                 data: ClientData, profile: DeviceProfile | None = None, coordinator: str = COORDINATOR,
+                 incarnation: str = "0") -> None:
         self.trainer = trainer
         self.data = data
         self.profile = profile or DeviceProfile()
@@ -56,7 +57,7 @@ class Participant(BaseWorker):
         self.finished = False
         self.finish_reason = ""
         self.rounds_trained = 0
-        super().__init__(address, course, catalog, outbox)
+        super().__init__(address, course, catalog, outbox, incarnation)
 
     def install_default_handlers(self) -> None:
         self.register(START, self.join, emits=[JOIN_IN])

@@ -33,7 +33,8 @@ class Outbox:
 class BaseWorker:
     role: ClassVar[str] = ""
 
-    def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox) -> None:
+    def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox,
+                 incarnation: str = "0") -> None:
         if not self.role:
             raise NotImplementedError(f"{type(self).__name__} must set the class attribute 'role'")
         self.address = address
@@ -45,6 +46,8 @@ class BaseWorker:
         self.now = 0.0  # virtual time of the latest event this worker handled
         self._seen: set[str] = set()
         self._sequence = 0
+        # Message ids must stay unique when a process restarts and its sequence starts again.
+        self.incarnation = incarnation
         self._active: HandlerEntry | None = None
         self.install_default_handlers()
 
@@ -123,7 +126,7 @@ class BaseWorker:
         self._sequence += 1
         message = Message(type=type_name, receivers=tuple(receivers), round=round, payload=payload,
                           sender=self.address, timestamp=self.now if timestamp is None else timestamp,
-                          id=f"{self.address}/{self._sequence}", course=self.course)
+                          id=f"{self.address}/{self.incarnation}/{self._sequence}", course=self.course)
         self.outbox.send(message)
         return message
 

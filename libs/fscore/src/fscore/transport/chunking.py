@@ -1,0 +1,84 @@
+"""Records larger than the broker's message limit travel as chunks and are reassembled intact.
+
+Every chunk of a record carries the same key (so all land in one partition, in order) and a
+header ``fscope.chunk`` = ``<group id>:<index>:<count>:<sha256 of the whole value>``. The
+reassembler returns the whole record once its last chunk arrives, after checking the sha256, and
+reports the offset of the earliest chunk still incomplete, so commits never pass a partial record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from fscore.transport.base import Record
+
+CHUNK_HEADER = "fscope.chunk"
+
+
+def split(value: bytes, headers: Sequence[tuple[str, bytes]], max_bytes: int
+          ) -> list[tuple[bytes | memoryview, tuple[tuple[str, bytes], ...]]]:
+    """The records to produce for ``value``: itself, or its chunks with their headers."""
+    if len(value) <= max_bytes:
+        return [(value, tuple(headers))]
+    digest = hashlib.sha256(value).hexdigest()
+    group = uuid.uuid4().hex
+    view = memoryview(value)
+    count = -(-len(value) // max_bytes)
+    return [(view[i * max_bytes:(i + 1) * max_bytes],
+             (*headers, (CHUNK_HEADER, f"{group}:{i}:{count}:{digest}".encode())))
+            for i in range(count)]
+
+
+@dataclass
+class _Pending:
+    first_offset: int
+    parts: list[bytes] = field(default_factory=list)
+
+
+class ChunkError(Exception):
+    def __init__(self, message: str, record: Record) -> None:
+        super().__init__(message)
+        self.record = record
+
+
+class Reassembler:
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, int, str], _Pending] = {}
+
+    def add(self, record: Record) -> Record | None:
+        """The whole record when ``record`` completes one (or is not a chunk); otherwise None.
+
+        Raises :class:`ChunkError` for a chunk out of order or a checksum mismatch; the partial
+        record is dropped so the consumer can dead-letter the last chunk and go on.
+        """
+        marker = record.header(CHUNK_HEADER)
+        if marker is None:
+            return record
+        group, index_s, count_s, digest = marker.decode().split(":")
+        index, count = int(index_s), int(count_s)
+        slot = (record.topic, record.partition, group)
+        pending = self._pending.get(slot)
+        if pending is None:
+            if index != 0:
+                raise ChunkError(f"chunk {index}/{count} of {group} arrived without its first chunk", record)
+            pending = self._pending[slot] = _Pending(record.offset)
+        if index != len(pending.parts):
+            del self._pending[slot]
+            raise ChunkError(f"chunk {index}/{count} of {group} arrived after {len(pending.parts)} chunks", record)
+        pending.parts.append(record.value)
+        if index + 1 < count:
+            return None
+        del self._pending[slot]
+        value = b"".join(pending.parts)
+        if hashlib.sha256(value).hexdigest() != digest:
+            raise ChunkError(f"reassembled record {group} fails its sha256 check", record)
+        headers = tuple(h for h in record.headers if h[0] != CHUNK_HEADER)
+        return Record(record.topic, record.partition, record.offset, record.key, value, headers)
+
+    def safe_commit_offset(self, topic: str, partition: int, offset: int) -> int:
+        """The offset it is safe to commit after handling a record at ``offset - 1``."""
+        firsts = [p.first_offset for (t, pa, _), p in self._pending.items() if t == topic and pa == partition]
+        return min([offset, *firsts])

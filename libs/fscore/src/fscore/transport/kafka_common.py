@@ -1,0 +1,140 @@
+"""What both Kafka clients share: chunking of large records, partition choice, reassembly, safe commits.
+
+A client module supplies a :class:`KafkaClient` (produce one record, flush, create topics, count
+partitions, open a raw consumer). Everything FL-agnostic but Kafka-specific lives here once, so
+confluent-kafka and kafka-python behave the same and pass the same conformance suite.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import structlog
+
+from fscore.config import KafkaConfig
+from fscore.errors import TransportError
+from fscore.transport.base import Consumer, Record, TopicSpec, Transport, partition_for
+from fscore.transport.chunking import ChunkError, Reassembler, split
+
+log = structlog.get_logger("fscore.transport.kafka")
+
+
+class RawConsumer(ABC):
+    @abstractmethod
+    def poll(self, max_records: int, timeout: float) -> list[Record]: ...
+
+    @abstractmethod
+    def commit(self, topic: str, partition: int, next_offset: int) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class KafkaClient(ABC):
+    """The few operations fscope needs from a Kafka client library."""
+
+    @abstractmethod
+    def produce(self, topic: str, partition: int, value: bytes | memoryview, key: bytes | None,
+                headers: Sequence[tuple[str, bytes]]) -> None: ...
+
+    @abstractmethod
+    def flush(self) -> None: ...
+
+    @abstractmethod
+    def create_topics(self, specs: Sequence[TopicSpec], replication_factor: int) -> None: ...
+
+    @abstractmethod
+    def partitions(self, topic: str) -> int: ...
+
+    @abstractmethod
+    def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class KafkaTransport(Transport):
+    def __init__(self, client: KafkaClient, config: KafkaConfig) -> None:
+        self.client = client
+        self.config = config
+        self._partitions: dict[str, int] = {}
+
+    def _partition_count(self, topic: str) -> int:
+        count = self._partitions.get(topic)
+        if count is None:
+            count = self._partitions[topic] = self.client.partitions(topic)
+        return count
+
+    def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        self.client.create_topics(specs, self.config.replication_factor)
+
+    def publish(self, topic: str, value: bytes, *, key: bytes | None = None,
+                headers: Sequence[tuple[str, bytes]] = ()) -> None:
+        count = self._partition_count(topic)
+        partition = partition_for(key, count) if key is not None else 0
+        for chunk, chunk_headers in split(value, headers, self.config.max_record_bytes):
+            self.client.produce(topic, partition, chunk, key, chunk_headers)
+
+    def flush(self) -> None:
+        self.client.flush()
+
+    def consumer(self, topics: Sequence[str], *, group: str, key: bytes | None = None) -> KafkaConsumer:
+        assignment = []
+        for topic in topics:
+            count = self._partition_count(topic)
+            chosen = [partition_for(key, count)] if key is not None and count > 1 else range(count)
+            assignment.extend((topic, p) for p in chosen)
+        return KafkaConsumer(self.client.raw_consumer(group, assignment), key, {t: self._partitions[t] for t in topics})
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class KafkaConsumer(Consumer):
+    def __init__(self, raw: RawConsumer, key: bytes | None, partitions: dict[str, int]) -> None:
+        self._raw = raw
+        self._key = key
+        self._partitions = partitions
+        self._reassembler = Reassembler()
+        self.chunk_errors: list[ChunkError] = []
+
+    def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[Record]:
+        out = []
+        for record in self._raw.poll(max_records, timeout):
+            if self._key is not None and self._partitions[record.topic] > 1 and record.key != self._key:
+                continue  # another participant's record in our partition; the next commit covers it
+            try:
+                whole = self._reassembler.add(record)
+            except ChunkError as exc:
+                log.warning("chunk_dropped", topic=record.topic, partition=record.partition, offset=record.offset,
+                            reason=str(exc))
+                self.chunk_errors.append(exc)
+                # Hand the broken tail to the worker's loop, which dead-letters what it cannot decode.
+                whole = exc.record
+            if whole is not None:
+                out.append(whole)
+        return out
+
+    def commit(self, record: Record) -> None:
+        self._raw.commit(record.topic, record.partition,
+                         self._reassembler.safe_commit_offset(record.topic, record.partition, record.offset + 1))
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def make_kafka_transport(config: KafkaConfig) -> KafkaTransport:
+    """The configured client: confluent-kafka by default, kafka-python on request."""
+    try:
+        if config.client == "confluent":
+            from fscore.transport.kafka_confluent import ConfluentClient
+
+            return KafkaTransport(ConfluentClient(config), config)
+        from fscore.transport.kafka_python import KafkaPythonClient
+
+        return KafkaTransport(KafkaPythonClient(config), config)
+    except TransportError:
+        raise
+    except Exception as exc:  # client libraries raise their own types at construction
+        raise TransportError(f"cannot connect the {config.client} client to {config.bootstrap_servers}: {exc}") from exc

@@ -1,0 +1,109 @@
+"""The Kafka client on confluent-kafka (librdkafka): the default."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from fscore.config import KafkaConfig
+from fscore.errors import TransportError
+from fscore.transport.base import Record, TopicSpec
+from fscore.transport.kafka_common import KafkaClient, RawConsumer
+
+
+def confluent_settings(config: KafkaConfig) -> dict[str, Any]:
+    """librdkafka settings for ``config``, secrets included: never log this dict."""
+    conf: dict[str, Any] = {"bootstrap.servers": config.bootstrap_servers,
+                            "security.protocol": config.security_protocol}
+    if config.sasl_mechanism:
+        conf["sasl.mechanism"] = config.sasl_mechanism
+        conf["sasl.username"] = config.sasl_username
+        conf["sasl.password"] = config.sasl_password.get_secret_value() if config.sasl_password else None
+    for key, value in (("ssl.ca.location", config.ssl_cafile), ("ssl.certificate.location", config.ssl_certfile),
+                       ("ssl.key.location", config.ssl_keyfile)):
+        if value is not None:
+            conf[key] = str(value)
+    if config.ssl_key_password is not None:
+        conf["ssl.key.password"] = config.ssl_key_password.get_secret_value()
+    return conf
+
+
+class ConfluentClient(KafkaClient):
+    def __init__(self, config: KafkaConfig) -> None:
+        self._base = confluent_settings(config)
+        self._errors: list[str] = []
+        # librdkafka's producer is not idempotent by default; fscope relies on it (no duplicates, order kept).
+        self._producer = Producer({**self._base, "enable.idempotence": True, "acks": "all", "linger.ms": 2,
+                                   "message.max.bytes": max(config.max_record_bytes + 64_000, 1_000_000)})
+        self._admin = AdminClient(self._base)
+
+    def _delivered(self, err: KafkaError | None, msg: Any) -> None:
+        if err is not None:
+            self._errors.append(f"{msg.topic()}[{msg.partition()}]: {err}")
+
+    def produce(self, topic: str, partition: int, value: bytes | memoryview, key: bytes | None,
+                headers: Sequence[tuple[str, bytes]]) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, bytes(value) if isinstance(value, memoryview) else value, key,
+                                       partition=partition, headers=list(headers), on_delivery=self._delivered)
+                break
+            except BufferError:
+                self._producer.poll(0.1)  # the local queue is full: let deliveries drain
+        self._producer.poll(0)
+
+    def flush(self) -> None:
+        remaining = self._producer.flush(60)
+        if remaining:
+            raise TransportError(f"{remaining} records not delivered within 60 s")
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise TransportError(f"delivery failed: {'; '.join(errors)}")
+
+    def create_topics(self, specs: Sequence[TopicSpec], replication_factor: int) -> None:
+        new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=replication_factor,
+                        config=dict(s.config)) for s in specs]
+        for name, future in self._admin.create_topics(new, operation_timeout=30).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise TransportError(f"cannot create topic {name!r}: {exc}") from exc
+
+    def partitions(self, topic: str) -> int:
+        meta = self._admin.list_topics(topic, timeout=30).topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            raise TransportError(f"topic {topic!r} does not exist (create the course's topics first)")
+        return len(meta.partitions)
+
+    def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer:
+        return _ConfluentConsumer(self._base, group, assignment)
+
+    def close(self) -> None:
+        self._producer.flush(30)
+
+
+class _ConfluentConsumer(RawConsumer):
+    def __init__(self, base: dict[str, Any], group: str, assignment: list[tuple[str, int]]) -> None:
+        self._consumer = Consumer({**base, "group.id": group, "enable.auto.commit": False,
+                                   "auto.offset.reset": "earliest", "enable.partition.eof": False})
+        # Manual assignment: no group rebalances; the committed offsets of `group` are where reading resumes.
+        self._consumer.assign([TopicPartition(t, p) for t, p in assignment])
+
+    def poll(self, max_records: int, timeout: float) -> list[Record]:
+        out = []
+        for msg in self._consumer.consume(num_messages=max_records, timeout=timeout):
+            if msg.error() is not None:
+                raise TransportError(f"consume failed: {msg.error()}")
+            out.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value() or b"",
+                              tuple((k, v or b"") for k, v in (msg.headers() or []))))
+        return out
+
+    def commit(self, topic: str, partition: int, next_offset: int) -> None:
+        self._consumer.commit(offsets=[TopicPartition(topic, partition, next_offset)], asynchronous=False)
+
+    def close(self) -> None:
+        self._consumer.close()

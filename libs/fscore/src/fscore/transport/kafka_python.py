@@ -1,0 +1,98 @@
+"""The Kafka client on kafka-python: pure Python, no native library."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
+
+from fscore.config import KafkaConfig
+from fscore.errors import TransportError
+from fscore.transport.base import Record, TopicSpec
+from fscore.transport.kafka_common import KafkaClient, RawConsumer
+
+
+def kafka_python_settings(config: KafkaConfig) -> dict[str, Any]:
+    """kafka-python settings for ``config``, secrets included: never log this dict."""
+    conf: dict[str, Any] = {"bootstrap_servers": config.bootstrap_servers.split(","),
+                            "security_protocol": config.security_protocol}
+    if config.sasl_mechanism:
+        conf["sasl_mechanism"] = config.sasl_mechanism
+        conf["sasl_plain_username"] = config.sasl_username
+        conf["sasl_plain_password"] = config.sasl_password.get_secret_value() if config.sasl_password else None
+    for key, value in (("ssl_cafile", config.ssl_cafile), ("ssl_certfile", config.ssl_certfile),
+                       ("ssl_keyfile", config.ssl_keyfile)):
+        if value is not None:
+            conf[key] = str(value)
+    if config.ssl_key_password is not None:
+        conf["ssl_password"] = config.ssl_key_password.get_secret_value()
+    return conf
+
+
+class KafkaPythonClient(KafkaClient):
+    def __init__(self, config: KafkaConfig) -> None:
+        self._base = kafka_python_settings(config)
+        self._producer = KafkaProducer(**self._base, acks="all", enable_idempotence=True, linger_ms=2,
+                                       max_request_size=max(config.max_record_bytes + 64_000, 1_000_000))
+        self._admin = KafkaAdminClient(**self._base)
+        self._futures: list[Any] = []
+
+    def produce(self, topic: str, partition: int, value: bytes | memoryview, key: bytes | None,
+                headers: Sequence[tuple[str, bytes]]) -> None:
+        self._futures.append(self._producer.send(topic, value=bytes(value), key=key, partition=partition,
+                                                 headers=list(headers)))
+
+    def flush(self) -> None:
+        self._producer.flush(60)
+        futures, self._futures = self._futures, []
+        errors = [str(f.exception) for f in futures if f.failed()]
+        if errors:
+            raise TransportError(f"delivery failed: {'; '.join(errors)}")
+
+    def create_topics(self, specs: Sequence[TopicSpec], replication_factor: int) -> None:
+        for spec in specs:
+            try:
+                self._admin.create_topics([NewTopic(spec.name, spec.partitions, replication_factor,
+                                                    topic_configs=dict(spec.config))])
+            except TopicAlreadyExistsError:
+                pass
+            except KafkaError as exc:
+                raise TransportError(f"cannot create topic {spec.name!r}: {exc}") from exc
+
+    def partitions(self, topic: str) -> int:
+        parts = self._producer.partitions_for(topic)
+        if not parts:
+            raise TransportError(f"topic {topic!r} does not exist (create the course's topics first)")
+        return len(parts)
+
+    def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer:
+        return _KafkaPythonConsumer(self._base, group, assignment)
+
+    def close(self) -> None:
+        self._producer.flush(30)
+        self._producer.close()
+        self._admin.close()
+
+
+class _KafkaPythonConsumer(RawConsumer):
+    def __init__(self, base: dict[str, Any], group: str, assignment: list[tuple[str, int]]) -> None:
+        self._consumer = KafkaConsumer(**base, group_id=group, enable_auto_commit=False,
+                                       auto_offset_reset="earliest", fetch_max_bytes=64 * 1024 * 1024)
+        self._consumer.assign([TopicPartition(t, p) for t, p in assignment])
+
+    def poll(self, max_records: int, timeout: float) -> list[Record]:
+        batches = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        out = [Record(m.topic, m.partition, m.offset, m.key, m.value or b"", tuple((k, v or b"") for k, v in m.headers))
+               for msgs in batches.values() for m in msgs]
+        out.sort(key=lambda r: (r.topic, r.partition, r.offset))
+        return out
+
+    def commit(self, topic: str, partition: int, next_offset: int) -> None:
+        self._consumer.commit({TopicPartition(topic, partition): OffsetAndMetadata(next_offset, "", -1)})
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -1,0 +1,106 @@
+"""One contract for every Transport: the embedded log, confluent-kafka and kafka-python on a real broker."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+
+import pytest
+
+from fscore.config import KafkaConfig
+from fscore.transport import EmbeddedLog, TopicSpec, partition_for
+from fscore.transport.kafka_common import make_kafka_transport
+
+TIMEOUT = 10.0
+
+
+@pytest.fixture(params=["embedded", "confluent", "kafka-python"])
+def transport(request):
+    if request.param == "embedded":
+        yield EmbeddedLog()
+        return
+    bootstrap = request.getfixturevalue("kafka_bootstrap")
+    t = make_kafka_transport(KafkaConfig(bootstrap_servers=bootstrap, client=request.param,
+                                         max_record_bytes=256 * 1024))
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def topic(transport):
+    name = f"conformance.{uuid.uuid4().hex[:10]}"
+    transport.ensure_topics([TopicSpec(name, 1), TopicSpec(name + ".keyed", 4)])
+    return name
+
+
+def drain(consumer, expected: int, timeout: float = TIMEOUT):
+    import time
+
+    out, deadline = [], time.monotonic() + timeout
+    while len(out) < expected and time.monotonic() < deadline:
+        out.extend(consumer.poll(max_records=500, timeout=0.2))
+    return out
+
+
+def test_records_come_back_in_order_with_offsets_keys_and_headers(transport, topic):
+    for i in range(200):
+        transport.publish(topic, f"v{i}".encode(), key=b"k", headers=[("h", str(i).encode())])
+    transport.flush()
+    got = drain(transport.consumer([topic], group="g1"), 200)
+    assert [r.value for r in got] == [f"v{i}".encode() for i in range(200)]
+    assert [r.offset for r in got] == list(range(200))
+    assert all(r.key == b"k" and r.header("h") == str(i).encode() for i, r in enumerate(got))
+
+
+def test_consumer_resumes_after_its_group_commit(transport, topic):
+    for i in range(5):
+        transport.publish(topic, bytes([i]))
+    transport.flush()
+    first = transport.consumer([topic], group="resume")
+    got = drain(first, 5)
+    first.commit(got[2])
+    first.close()
+    again = drain(transport.consumer([topic], group="resume"), 2)
+    assert [r.offset for r in again] == [3, 4]
+    other = drain(transport.consumer([topic], group="other-group"), 5)
+    assert len(other) == 5
+
+
+def test_keyed_consumer_reads_only_its_key(transport, topic):
+    keyed = topic + ".keyed"
+    keys = [f"participant-{i:05d}".encode() for i in range(10)]
+    for k in keys:
+        transport.publish(keyed, b"for " + k, key=k)
+    transport.flush()
+    for k in keys:
+        got = drain(transport.consumer([keyed], group=k.decode(), key=k), 1, timeout=5)
+        assert [r.value for r in got] == [b"for " + k]
+        assert got[0].partition == partition_for(k, 4)
+
+
+def test_large_record_is_chunked_and_reassembled_intact(transport, topic):
+    value = os.urandom(3 * 1024 * 1024 + 17)  # 13 chunks of 256 KiB on Kafka
+    transport.publish(topic, b"before")
+    transport.publish(topic, value, key=b"big", headers=[("kind", b"model")])
+    transport.publish(topic, b"after")
+    transport.flush()
+    got = drain(transport.consumer([topic], group="chunks"), 3)
+    assert [len(r.value) for r in got] == [6, len(value), 5]
+    assert hashlib.sha256(got[1].value).digest() == hashlib.sha256(value).digest()
+    assert got[1].header("kind") == b"model" and got[1].header("fscope.chunk") is None
+
+
+def test_commit_never_passes_a_partly_received_record(transport, topic):
+    """A consumer that stops in the middle of a chunked record re-reads all of it after a restart."""
+    if isinstance(transport, EmbeddedLog):
+        pytest.skip("the embedded log never chunks")
+    transport.publish(topic, b"small")
+    transport.publish(topic, os.urandom(600 * 1024), key=b"big")  # 3 chunks
+    transport.flush()
+    consumer = transport.consumer([topic], group="partial")
+    small = drain(consumer, 1)[0]
+    consumer.commit(small)
+    consumer.close()
+    again = drain(transport.consumer([topic], group="partial"), 1)
+    assert len(again) == 1 and len(again[0].value) == 600 * 1024
