@@ -26,6 +26,7 @@ MODEL_UPDATE = "model_update"
 EVALUATE = "evaluate"
 METRICS = "metrics"
 FINISH = "finish"
+COURSE_MANIFEST = "course_manifest"  # not sent between workers: the coordinator writes it to the meta topic
 
 _BUILTIN_ROLES: dict[str, Role] = {
     JOIN_IN: "coordinator",

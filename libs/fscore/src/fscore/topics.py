@@ -32,6 +32,11 @@ class CourseTopics:
     def dlq(self) -> str:
         return f"{self.prefix}.{self.course}.dlq"
 
+    @property
+    def meta(self) -> str:
+        """The course manifest (config and seed) that replay rebuilds the coordinator from."""
+        return f"{self.prefix}.{self.course}.meta"
+
     def specs(self) -> list[TopicSpec]:
         return [TopicSpec(self.coordinator, 1), TopicSpec(self.broadcast, 1),
-                TopicSpec(self.direct, self.direct_partitions), TopicSpec(self.dlq, 1)]
+                TopicSpec(self.direct, self.direct_partitions), TopicSpec(self.dlq, 1), TopicSpec(self.meta, 1)]

@@ -27,6 +27,7 @@ BUILTIN_PAYLOADS = {
     "evaluate": "evaluate.avsc",
     "metrics": "metrics.avsc",
     "finish": "finish.avsc",
+    "course_manifest": "course_manifest.avsc",
 }
 
 

@@ -1,48 +1,107 @@
 """``fscope-coordinator``: the coordinator process.
 
-Today it builds the course's coordinator from a config (without importing torch or TensorFlow)
-and reports its handlers. Running it against Kafka is issue #3: until the Kafka transport exists,
-``serve`` refuses with exit code 3 instead of pretending.
+    fscope-coordinator serve [CONFIG] [--set k=v ...] [--output DIR]
+    fscope-coordinator describe [CONFIG]
+
+It creates the course's topics, writes the course manifest, and runs the same Coordinator as the
+standalone runner, over Kafka. It imports neither torch nor TensorFlow: it aggregates numpy arrays
+decoded from the wire and evaluates logreg/MLP models on its held-out set in numpy.
+Exit codes: 0 finished, 1 error, 2 bad config, 3 Kafka unreachable, 4 stopped by a signal.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
-from fscore.config import load_config
-from fscore.coordinator import Coordinator
+import structlog
+
+from fscore.communicator import Communicator
+from fscore.config import CourseConfig
+from fscore.coordinator import Coordinator, Evaluation
 from fscore.course import CourseBuilder
-from fscore.errors import ConfigError
+from fscore.deployment import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_TRANSPORT,
+    StopFlag,
+    connect,
+    new_incarnation,
+    publish_manifest,
+    serve,
+    service_config,
+)
+from fscore.errors import ConfigError, TransportError
+from fscore.log_setup import configure_logging
+from fscore.message import COORDINATOR
+from fscore.results import RunWriter, model_sha256
 from fscore.worker import Outbox
 
-EXIT_CONFIG = 2
-EXIT_UNAVAILABLE = 3
+log = structlog.get_logger("fscope.coordinator")
 
 
 def build_coordinator(config_path: Path, overrides: list[str]) -> Coordinator:
-    builder = CourseBuilder(load_config(config_path, overrides))
+    builder = CourseBuilder(service_config(str(config_path), overrides))
     return builder.coordinator(Outbox())
+
+
+def run(config: CourseConfig, output: Path | None) -> int:
+    started = time.perf_counter()
+    builder = CourseBuilder(config)
+    incarnation = new_incarnation()
+    try:
+        transport = connect(config, builder.topics)
+        publish_manifest(transport, builder.topics, builder.catalog, config, incarnation)
+    except TransportError as exc:
+        log.error("kafka_unreachable", error=str(exc))
+        return EXIT_TRANSPORT
+    writer = RunWriter(output)
+    communicator = Communicator(transport, builder.topics, builder.catalog, COORDINATOR)
+
+    def on_evaluation(evaluation: Evaluation) -> None:
+        writer.evaluation(evaluation, time.perf_counter() - started)
+
+    coordinator = builder.coordinator(communicator, evaluator=builder.numpy_evaluator(), on_evaluation=on_evaluation,
+                                      incarnation=incarnation)
+    communicator.subscribe(COORDINATOR)
+    coordinator.log_handlers()
+    log.info("serving", course=config.course_id, bootstrap=config.transport.kafka.bootstrap_servers,
+             participants=config.participants)
+    code = serve(coordinator, communicator, done=lambda: coordinator.finished,
+                 poll_timeout=config.transport.kafka.poll_timeout_s, stop=StopFlag())
+    history = coordinator.state.history
+    writer.summary({
+        "course_id": config.course_id, "config_hash": config.config_hash(), "seed": config.seed,
+        "rounds": coordinator.state.round, "finish_reason": coordinator.state.finish_reason,
+        "participants": config.participants, "final_metrics": history[-1].metrics if history else {},
+        "virtual_time_s": coordinator.now, "wall_time_s": round(time.perf_counter() - started, 3),
+        "model_sha256": model_sha256(coordinator.params, builder.catalog.codec),
+        "dead_lettered": communicator.dead_lettered, "exit_code": code})
+    transport.close()
+    log.info("exiting", course=config.course_id, code=code, finished=coordinator.finished)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fscope-coordinator")
-    parser.add_argument("command", choices=["describe", "serve"])
-    parser.add_argument("config", type=Path)
+    parser.add_argument("command", choices=["serve", "describe"])
+    parser.add_argument("config", nargs="?", default=None, help="course config (default: $FSCOPE_CONFIG)")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--output", type=Path, default=None, help="directory for summary.json and metrics.jsonl")
     args = parser.parse_args(argv)
+    configure_logging(json=args.command == "serve")
     try:
-        coordinator = build_coordinator(args.config, args.overrides)
+        config = service_config(args.config, args.overrides)
     except ConfigError as exc:
         print(f"fscope-coordinator: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "describe":
-        for line in coordinator.handlers.describe():
+        for line in CourseBuilder(config).coordinator(Outbox()).handlers.describe():
             print(line)
-        return 0
-    print("fscope-coordinator: serving over Kafka is not implemented yet (issue #3)", file=sys.stderr)
-    return EXIT_UNAVAILABLE
+        return EXIT_OK
+    return run(config, args.output)
 
 
 if __name__ == "__main__":

@@ -1,53 +1,103 @@
 """``fscope-participant``: one participant process.
 
-Today it builds participant INDEX of a course from a config, loading only that participant's
-shard, and reports its handlers and data. Serving over Kafka is issue #3: until then ``serve``
-refuses with exit code 3.
+    fscope-participant serve [CONFIG] --index N [--set k=v ...]
+    fscope-participant describe [CONFIG] --index N
+
+It loads only its own shard (participant N of the course's split), joins the course over Kafka
+and trains with its own backend. ``FSCOPE_PARTICIPANT_INDEX`` can replace ``--index``. Restarted
+mid-course, it resumes from its committed offsets; the coordinator refuses a second update for
+a round, so nothing is double-counted.
+Exit codes: 0 finished, 1 error, 2 bad config, 3 Kafka unreachable, 4 stopped by a signal.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from fscore.config import load_config
-from fscore.course import CourseBuilder
-from fscore.errors import ConfigError
+import structlog
+
+from fscore.communicator import Communicator
+from fscore.config import CourseConfig
+from fscore.course import CourseBuilder, participant_address
+from fscore.deployment import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_TRANSPORT,
+    StopFlag,
+    connect,
+    new_incarnation,
+    serve,
+    service_config,
+)
+from fscore.errors import ConfigError, TransportError
+from fscore.log_setup import configure_logging
+from fscore.message import PARTICIPANT
 from fscore.participant import Participant
 from fscore.worker import Outbox
 
-EXIT_CONFIG = 2
-EXIT_UNAVAILABLE = 3
+log = structlog.get_logger("fscope.participant")
 
 
 def build_participant(config_path: Path, index: int, overrides: list[str]) -> Participant:
-    config = load_config(config_path, overrides)
+    config = service_config(str(config_path), overrides)
+    _check_index(config, index)
+    return CourseBuilder(config).participant(index, Outbox())
+
+
+def _check_index(config: CourseConfig, index: int) -> None:
     if not 0 <= index < config.participants:
         raise ConfigError(f"participant index {index} is outside 0..{config.participants - 1}")
-    return CourseBuilder(config).participant(index, Outbox())
+
+
+def run(config: CourseConfig, index: int) -> int:
+    builder = CourseBuilder(config)
+    address = participant_address(index)
+    try:
+        transport = connect(config, builder.topics)
+    except TransportError as exc:
+        log.error("kafka_unreachable", error=str(exc))
+        return EXIT_TRANSPORT
+    communicator = Communicator(transport, builder.topics, builder.catalog, address)
+    participant = builder.participant(index, communicator, incarnation=new_incarnation())
+    communicator.subscribe(PARTICIPANT)
+    log.info("serving", course=config.course_id, participant=address, train=len(participant.data.train),
+             test=len(participant.data.test))
+    participant.start()  # join_in; a restarted participant joins again and gets its id again
+    transport.flush()
+    code = serve(participant, communicator, done=lambda: participant.finished,
+                 poll_timeout=config.transport.kafka.poll_timeout_s, stop=StopFlag())
+    transport.close()
+    log.info("exiting", participant=address, code=code, rounds_trained=participant.rounds_trained)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fscope-participant")
-    parser.add_argument("command", choices=["describe", "serve"])
-    parser.add_argument("config", type=Path)
-    parser.add_argument("--index", type=int, required=True, help="which participant of the course this is")
+    parser.add_argument("command", choices=["serve", "describe"])
+    parser.add_argument("config", nargs="?", default=None, help="course config (default: $FSCOPE_CONFIG)")
+    parser.add_argument("--index", type=int, default=None,
+                        help="which participant (default: $FSCOPE_PARTICIPANT_INDEX)")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
+    configure_logging(json=args.command == "serve")
     try:
-        participant = build_participant(args.config, args.index, args.overrides)
-    except ConfigError as exc:
+        config = service_config(args.config, args.overrides)
+        index = args.index if args.index is not None else int(os.environ.get("FSCOPE_PARTICIPANT_INDEX", "-1"))
+        _check_index(config, index)
+    except (ConfigError, ValueError) as exc:
         print(f"fscope-participant: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "describe":
+        participant = CourseBuilder(config).participant(index, Outbox())
         print(f"{participant.address}: {len(participant.data.train)} train / {len(participant.data.test)} test "
               f"examples, backend {participant.trainer.backend}")
         for line in participant.handlers.describe():
             print(line)
-        return 0
-    print("fscope-participant: serving over Kafka is not implemented yet (issue #3)", file=sys.stderr)
-    return EXIT_UNAVAILABLE
+        return EXIT_OK
+    return run(config, index)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from fscore.communicator import Communicator, DecodeCache
 from fscore.config import CourseConfig
 from fscore.coordinator import Coordinator, Evaluation
 from fscore.course import CourseBuilder, participant_address
+from fscore.deployment import publish_manifest
 from fscore.driver import pump
 from fscore.errors import CourseStalled
 from fscore.flowgraph import check_course
@@ -48,6 +49,7 @@ def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, prog
     topics = builder.topics
     embedded = EmbeddedLog()
     embedded.ensure_topics(topics.specs())
+    publish_manifest(embedded, topics, builder.catalog, config, "0")  # so the run can be replayed like a deployed one
     network = VirtualNetwork(embedded, builder.catalog.codec, held_topic=topics.coordinator)
     writer = RunWriter(output_dir)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -12,6 +13,15 @@ from fscore.config import KafkaConfig
 from fscore.errors import TransportError
 from fscore.transport.base import Record, TopicSpec
 from fscore.transport.kafka_common import KafkaClient, RawConsumer
+
+log = structlog.get_logger("fscore.transport.confluent")
+
+# Consumer errors that retrying cannot cure; every other error event is transient and librdkafka recovers from it.
+_PERMANENT = frozenset({
+    KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.GROUP_AUTHORIZATION_FAILED, KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError._SSL, KafkaError.INVALID_CONFIG,
+})
 
 
 def confluent_settings(config: KafkaConfig) -> dict[str, Any]:
@@ -96,8 +106,13 @@ class _ConfluentConsumer(RawConsumer):
     def poll(self, max_records: int, timeout: float) -> list[Record]:
         out = []
         for msg in self._consumer.consume(num_messages=max_records, timeout=timeout):
-            if msg.error() is not None:
-                raise TransportError(f"consume failed: {msg.error()}")
+            err = msg.error()
+            if err is not None:
+                if err.fatal() or err.code() in _PERMANENT:
+                    raise TransportError(f"consume failed: {err}")
+                # Transient (coordinator moving or still loading, a broker restarting): librdkafka retries itself.
+                log.warning("kafka consumer transient error", error=str(err))
+                continue
             out.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value() or b"",
                               tuple((k, v or b"") for k, v in (msg.headers() or []))))
         return out

@@ -1,0 +1,123 @@
+"""Running one worker as a long-lived process over a real transport (the services use this).
+
+The loop is the same ``pump`` the standalone runner uses; this adds what a process needs:
+SIGTERM/SIGINT handling, the course manifest on the meta topic, and exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from types import FrameType
+
+import structlog
+
+from fscore.communicator import Communicator
+from fscore.config import CourseConfig, config_from_dict
+from fscore.driver import pump
+from fscore.errors import TransportError
+from fscore.message import COORDINATOR, COURSE_MANIFEST, MessageCatalog
+from fscore.topics import CourseTopics
+from fscore.transport.base import Transport
+from fscore.worker import BaseWorker
+from fstranslation import Header
+
+log = structlog.get_logger("fscore.deployment")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+EXIT_TRANSPORT = 3
+EXIT_STOPPED = 4  # stopped by a signal before the course finished; it can be started again
+
+
+class StopFlag:
+    """Set by SIGTERM or SIGINT; the loop finishes the message in hand, commits, and exits."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+
+    def _stop(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("stop_requested", signal=signal.Signals(signum).name)
+        self.stopped = True
+
+
+def new_incarnation() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def serve(worker: BaseWorker, communicator: Communicator, *, done: Callable[[], bool], poll_timeout: float,
+          stop: StopFlag, idle_timeout: float | None = None) -> int:
+    """Pump ``worker`` until ``done()``; returns an exit code."""
+    last_progress = time.monotonic()
+    while not done():
+        if stop.stopped:
+            return EXIT_STOPPED
+        if pump(worker, communicator, timeout=poll_timeout):
+            last_progress = time.monotonic()
+        elif idle_timeout is not None and time.monotonic() - last_progress > idle_timeout:
+            log.error("idle_timeout", worker=worker.address, seconds=idle_timeout)
+            return EXIT_ERROR
+    communicator.transport.flush()
+    return EXIT_OK
+
+
+def publish_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCatalog, config: CourseConfig,
+                     incarnation: str) -> None:
+    header = Header(f"{COORDINATOR}/{incarnation}/manifest", config.course_id, COURSE_MANIFEST, COORDINATOR, (), 0,
+                    0.0)
+    payload = {"config_json": json.dumps(config.model_dump(mode="json"), sort_keys=True),
+               "config_hash": config.config_hash(), "incarnation": incarnation}
+    transport.publish(topics.meta, catalog.codec.encode(header, payload))
+    transport.flush()
+
+
+def read_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCatalog,
+                  timeout: float = 10.0) -> CourseConfig:
+    """The config of the course's first coordinator incarnation, from the meta topic."""
+    consumer = transport.consumer([topics.meta], group=f"manifest-reader-{uuid.uuid4().hex[:8]}")
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for record in consumer.poll(max_records=1, timeout=0.5):
+                _, payload = catalog.codec.decode(record.value)
+                return config_from_dict(json.loads(payload["config_json"]), source=f"{topics.meta} manifest")
+    finally:
+        consumer.close()
+    raise TransportError(f"no course manifest on {topics.meta}: was course {topics.course!r} run with this prefix?")
+
+
+def service_config(path: str | None, overrides: list[str]) -> CourseConfig:
+    """A service's course config: a file plus overrides, from arguments or the environment.
+
+    ``FSCOPE_CONFIG`` names the file, ``FSCOPE_SET`` holds ``;``-separated overrides and
+    ``KAFKA_BOOTSTRAP_SERVERS`` the brokers, so one container image serves any course and participant.
+    Command-line values win over the environment.
+    """
+    import os
+
+    from fscore.config import load_config
+    from fscore.errors import ConfigError
+
+    path = path or os.environ.get("FSCOPE_CONFIG")
+    if not path:
+        raise ConfigError("no course config: pass CONFIG or set FSCOPE_CONFIG")
+    env_overrides = [o for o in os.environ.get("FSCOPE_SET", "").split(";") if o.strip()]
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap:
+        env_overrides.insert(0, f"transport.kafka.bootstrap_servers={bootstrap}")
+    return load_config(path, [*env_overrides, *overrides])
+
+
+def connect(config: CourseConfig, topics: CourseTopics) -> Transport:
+    """The configured Kafka transport with the course's topics in place (created if missing)."""
+    from fscore.transport.kafka_common import make_kafka_transport
+
+    transport = make_kafka_transport(config.transport.kafka)
+    transport.ensure_topics(topics.specs())
+    return transport

@@ -1,0 +1,168 @@
+"""Replay: re-drive a fresh coordinator from a course's recorded inbox, and verify it.
+
+The coordinator's state is a function of its config, its seed and its inbox log (event
+sourcing). Replay reads the manifest (config and seed) from the meta topic, builds a fresh
+coordinator whose sends are captured rather than published, feeds it every inbox record in
+log order, and compares each model it sends (model_parameters, evaluate, finish) with the one
+recorded on the broadcast and direct topics, by sha256 of the tensors' Avro encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from fscore.coordinator import Evaluation
+from fscore.course import CourseBuilder
+from fscore.deployment import read_manifest
+from fscore.errors import RejectedMessage
+from fscore.message import EVALUATE, FINISH, MODEL_PARAMETERS, Message, MessageCatalog
+from fscore.results import RunWriter, evaluation_row
+from fscore.topics import CourseTopics
+from fscore.transport.base import Record, Transport
+from fscore.worker import Outbox
+from fstranslation import DecodeError
+
+log = structlog.get_logger("fscore.replay")
+
+MODEL_TYPES = (MODEL_PARAMETERS, EVALUATE, FINISH)
+
+
+def tensors_sha256(catalog: MessageCatalog, tensors: Mapping[str, np.ndarray]) -> str:
+    return hashlib.sha256(catalog.codec.encode_payload(MODEL_PARAMETERS, {"tensors": tensors})).hexdigest()
+
+
+@dataclass
+class RecordedModel:
+    type: str
+    round: int
+    sha256: str
+    where: str
+
+
+@dataclass
+class ReplayReport:
+    course: str
+    inbox_records: int = 0
+    rejected: int = 0
+    undecodable: int = 0
+    checked: int = 0
+    mismatches: list[str] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    final_sha256: str = ""
+
+    @property
+    def verified(self) -> bool:
+        return not self.mismatches and self.checked > 0
+
+
+class _Capture(Outbox):
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    def send(self, message: Message) -> int:
+        self.sent.append(message)
+        return 0
+
+
+def read_topic(transport: Transport, topic: str, *, idle: float = 1.5) -> Iterator[Record]:
+    """Every record of ``topic`` from offset 0, partition by partition in log order, until the topic goes quiet."""
+    consumer = transport.consumer([topic], group=f"replay-{uuid.uuid4().hex[:10]}")
+    try:
+        quiet_since = time.monotonic()
+        while True:
+            batch = consumer.poll(max_records=500, timeout=0.25)
+            if batch:
+                quiet_since = time.monotonic()
+                yield from batch
+            elif time.monotonic() - quiet_since > idle or _is_embedded(transport):
+                return
+    finally:
+        consumer.close()
+
+
+def _is_embedded(transport: Transport) -> bool:
+    from fscore.transport.embedded import EmbeddedLog
+
+    return isinstance(transport, EmbeddedLog)
+
+
+def recorded_models(transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> list[RecordedModel]:
+    out = []
+    for topic in (topics.broadcast, topics.direct):
+        for record in read_topic(transport, topic):
+            try:
+                header, writer, bio, start = catalog.codec.decode_header(record.value)
+                if header.type not in MODEL_TYPES:
+                    continue
+                payload = catalog.codec.decode_body(writer, bio, start, record.value)
+            except DecodeError:
+                continue
+            out.append(RecordedModel(header.type, header.round, tensors_sha256(catalog, payload["tensors"]),
+                                     f"{record.topic}/{record.partition}/{record.offset}"))
+    # A model broadcast to one participant goes to the direct topic: order all by (round, kind of step).
+    order = {MODEL_PARAMETERS: 1, EVALUATE: 0, FINISH: 2}
+    return sorted(out, key=lambda m: (m.round, order[m.type]))
+
+
+def replay_course(transport: Transport, course: str, *, topic_prefix: str = "fscope",
+                  output_dir: Path | None = None) -> ReplayReport:
+    catalog = MessageCatalog()
+    topics = CourseTopics(topic_prefix, course)
+    config = read_manifest(transport, topics, catalog)
+    builder = CourseBuilder(config)
+    writer = RunWriter(output_dir)
+    report = ReplayReport(course)
+
+    def on_evaluation(evaluation: Evaluation) -> None:
+        writer.evaluation(evaluation, 0.0)
+        report.history.append(evaluation_row(evaluation, 0.0))
+
+    capture = _Capture()
+    coordinator = builder.coordinator(capture, evaluator=builder.numpy_evaluator(), on_evaluation=on_evaluation,
+                                      incarnation="replay")
+    for record in read_topic(transport, topics.coordinator):
+        report.inbox_records += 1
+        try:
+            header, payload = catalog.codec.decode(record.value)
+        except DecodeError:
+            report.undecodable += 1
+            continue
+        message = Message(header.type, header.receivers, header.round, payload, sender=header.sender,
+                          timestamp=header.timestamp, id=header.id, course=header.course)
+        try:
+            coordinator.handle(message)
+        except RejectedMessage:
+            report.rejected += 1
+    replayed = [RecordedModel(m.type, m.round, tensors_sha256(catalog, m.payload["tensors"]), "replay")
+                for m in capture.sent if m.type in MODEL_TYPES]
+    _compare(report, replayed, recorded_models(transport, topics, catalog))
+    report.final_sha256 = tensors_sha256(catalog, coordinator.params)
+    writer.summary({"course_id": course, "replayed": True, "inbox_records": report.inbox_records,
+                    "rejected": report.rejected, "undecodable": report.undecodable, "checked": report.checked,
+                    "mismatches": report.mismatches, "model_sha256": report.final_sha256,
+                    "final_metrics": report.history[-1] if report.history else {}})
+    return report
+
+
+def _compare(report: ReplayReport, replayed: list[RecordedModel], recorded: list[RecordedModel]) -> None:
+    order = {MODEL_PARAMETERS: 1, EVALUATE: 0, FINISH: 2}
+    replayed = sorted(replayed, key=lambda m: (m.round, order[m.type]))
+    for ours, theirs in zip(replayed, recorded, strict=False):
+        report.checked += 1
+        if (ours.type, ours.round) != (theirs.type, theirs.round):
+            report.mismatches.append(f"record {theirs.where}: recorded {theirs.type} of round {theirs.round}, but "
+                                     f"replay sent {ours.type} of round {ours.round} at this point")
+        elif ours.sha256 != theirs.sha256:
+            report.mismatches.append(f"record {theirs.where} ({theirs.type}, round {theirs.round}): recorded model "
+                                     f"sha256 {theirs.sha256[:16]}… but replay computed {ours.sha256[:16]}…")
+    if len(replayed) != len(recorded):
+        report.mismatches.append(f"replay sent {len(replayed)} models but the log records {len(recorded)}")
