@@ -108,8 +108,8 @@ class CourseBuilder:
         from fscore.models.torch_zoo import build_torch_model
         from fscore.trainers.torch_trainer import TorchTrainer
 
-        rng = np.random.default_rng([self.config.seed, _STREAM_TRAINER, index])
-        return TorchTrainer(build_torch_model(self.model_spec), self.config.trainer, rng)
+        return TorchTrainer(build_torch_model(self.model_spec), self.config.trainer,
+                            seed=(self.config.seed, _STREAM_TRAINER, index))
 
     def heldout_evaluator(self) -> Evaluator:
         from fscore.trainers.torch_trainer import TorchEvaluator

@@ -77,6 +77,7 @@ class Participant(BaseWorker):
     def train_and_report(self, msg: Message) -> None:
         received = msg.payload["tensors"]
         self.trainer.set_parameters(received)
+        self.trainer.start_round(msg.round)
         result = self.trainer.train(self.data.train)
         params = self.trainer.get_parameters()
         self.rounds_trained += 1

@@ -23,7 +23,7 @@ import structlog
 from fscore.coordinator import Evaluation
 from fscore.course import CourseBuilder
 from fscore.deployment import read_manifest
-from fscore.errors import RejectedMessage
+from fscore.errors import RejectedMessage, TransportError
 from fscore.message import EVALUATE, FINISH, MODEL_PARAMETERS, Message, MessageCatalog
 from fscore.results import RunWriter, evaluation_row
 from fscore.topics import CourseTopics
@@ -73,44 +73,44 @@ class _Capture(Outbox):
         return 0
 
 
-def read_topic(transport: Transport, topic: str, *, idle: float = 1.5) -> Iterator[Record]:
-    """Every record of ``topic`` from offset 0, partition by partition in log order, until the topic goes quiet."""
+def read_topic(transport: Transport, topic: str, *, timeout: float = 120.0) -> Iterator[Record]:
+    """Every record of ``topic`` from offset 0 up to its current end, partition by partition in log order."""
+    remaining = {p: end for p, end in transport.end_offsets(topic).items() if end > 0}
     consumer = transport.consumer([topic], group=f"replay-{uuid.uuid4().hex[:10]}")
+    deadline = time.monotonic() + timeout
     try:
-        quiet_since = time.monotonic()
-        while True:
-            batch = consumer.poll(max_records=500, timeout=0.25)
-            if batch:
-                quiet_since = time.monotonic()
-                yield from batch
-            elif time.monotonic() - quiet_since > idle or _is_embedded(transport):
-                return
+        while remaining:
+            if time.monotonic() > deadline:
+                raise TransportError(f"reading {topic!r}: partitions {sorted(remaining)} did not reach their end "
+                                     f"offsets within {timeout:.0f} s")
+            for record in consumer.poll(max_records=500, timeout=0.25):
+                yield record
+                if record.offset + 1 >= remaining.get(record.partition, 0):
+                    remaining.pop(record.partition, None)
     finally:
         consumer.close()
 
 
-def _is_embedded(transport: Transport) -> bool:
-    from fscore.transport.embedded import EmbeddedLog
+def recorded_models(transport: Transport, topics: CourseTopics, catalog: MessageCatalog,
+                    problems: list[str]) -> list[RecordedModel]:
+    """The models the live coordinator sent, as found on the broadcast and direct topics.
 
-    return isinstance(transport, EmbeddedLog)
-
-
-def recorded_models(transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> list[RecordedModel]:
+    A record there that does not decode cannot be verified: it is reported in ``problems``.
+    """
     out = []
     for topic in (topics.broadcast, topics.direct):
         for record in read_topic(transport, topic):
+            where = f"{record.topic}/{record.partition}/{record.offset}"
             try:
                 header, writer, bio, start = catalog.codec.decode_header(record.value)
                 if header.type not in MODEL_TYPES:
                     continue
                 payload = catalog.codec.decode_body(writer, bio, start, record.value)
-            except DecodeError:
+            except DecodeError as exc:
+                problems.append(f"record {where} cannot be decoded: {exc}")
                 continue
-            out.append(RecordedModel(header.type, header.round, tensors_sha256(catalog, payload["tensors"]),
-                                     f"{record.topic}/{record.partition}/{record.offset}"))
-    # A model broadcast to one participant goes to the direct topic: order all by (round, kind of step).
-    order = {MODEL_PARAMETERS: 1, EVALUATE: 0, FINISH: 2}
-    return sorted(out, key=lambda m: (m.round, order[m.type]))
+            out.append(RecordedModel(header.type, header.round, tensors_sha256(catalog, payload["tensors"]), where))
+    return out
 
 
 def replay_course(transport: Transport, course: str, *, topic_prefix: str = "fscope",
@@ -144,7 +144,7 @@ def replay_course(transport: Transport, course: str, *, topic_prefix: str = "fsc
             report.rejected += 1
     replayed = [RecordedModel(m.type, m.round, tensors_sha256(catalog, m.payload["tensors"]), "replay")
                 for m in capture.sent if m.type in MODEL_TYPES]
-    _compare(report, replayed, recorded_models(transport, topics, catalog))
+    _compare(report, replayed, recorded_models(transport, topics, catalog, report.mismatches))
     report.final_sha256 = tensors_sha256(catalog, coordinator.params)
     writer.summary({"course_id": course, "replayed": True, "inbox_records": report.inbox_records,
                     "rejected": report.rejected, "undecodable": report.undecodable, "checked": report.checked,
@@ -154,15 +154,27 @@ def replay_course(transport: Transport, course: str, *, topic_prefix: str = "fsc
 
 
 def _compare(report: ReplayReport, replayed: list[RecordedModel], recorded: list[RecordedModel]) -> None:
-    order = {MODEL_PARAMETERS: 1, EVALUATE: 0, FINISH: 2}
-    replayed = sorted(replayed, key=lambda m: (m.round, order[m.type]))
-    for ours, theirs in zip(replayed, recorded, strict=False):
+    """Pair models by (type, round): the coordinator sends each kind of model once per round."""
+    ours = {(m.type, m.round): m for m in replayed}
+    theirs: dict[tuple[str, int], RecordedModel] = {}
+    for m in recorded:
+        if (m.type, m.round) in theirs:
+            report.mismatches.append(f"record {m.where}: a second {m.type} of round {m.round} (the first is "
+                                     f"{theirs[(m.type, m.round)].where})")
+        else:
+            theirs[(m.type, m.round)] = m
+    for key in sorted(ours.keys() | theirs.keys(), key=lambda k: (k[1], _STEP[k[0]])):
+        mine, logged = ours.get(key), theirs.get(key)
+        if logged is None:
+            report.mismatches.append(f"replay sent {key[0]} of round {key[1]}, which the log does not record")
+            continue
         report.checked += 1
-        if (ours.type, ours.round) != (theirs.type, theirs.round):
-            report.mismatches.append(f"record {theirs.where}: recorded {theirs.type} of round {theirs.round}, but "
-                                     f"replay sent {ours.type} of round {ours.round} at this point")
-        elif ours.sha256 != theirs.sha256:
-            report.mismatches.append(f"record {theirs.where} ({theirs.type}, round {theirs.round}): recorded model "
-                                     f"sha256 {theirs.sha256[:16]}… but replay computed {ours.sha256[:16]}…")
-    if len(replayed) != len(recorded):
-        report.mismatches.append(f"replay sent {len(replayed)} models but the log records {len(recorded)}")
+        if mine is None:
+            report.mismatches.append(f"record {logged.where}: {key[0]} of round {key[1]} is in the log, but replay "
+                                     f"never sent it")
+        elif mine.sha256 != logged.sha256:
+            report.mismatches.append(f"record {logged.where} ({key[0]}, round {key[1]}): recorded model sha256 "
+                                     f"{logged.sha256[:16]}… but replay computed {mine.sha256[:16]}…")
+
+
+_STEP = {EVALUATE: 0, MODEL_PARAMETERS: 1, FINISH: 2}

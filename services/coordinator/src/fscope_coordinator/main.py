@@ -24,6 +24,7 @@ from fscore.coordinator import Coordinator, Evaluation
 from fscore.course import CourseBuilder
 from fscore.deployment import (
     EXIT_CONFIG,
+    EXIT_ERROR,
     EXIT_OK,
     EXIT_TRANSPORT,
     StopFlag,
@@ -101,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         for line in CourseBuilder(config).coordinator(Outbox()).handlers.describe():
             print(line)
         return EXIT_OK
-    return run(config, args.output)
+    try:
+        return run(config, args.output)
+    except Exception:  # a bug, not bad input (that is dead-lettered): log it as JSON and exit non-zero
+        log.exception("crashed")
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

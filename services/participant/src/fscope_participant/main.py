@@ -24,6 +24,7 @@ from fscore.config import CourseConfig
 from fscore.course import CourseBuilder, participant_address
 from fscore.deployment import (
     EXIT_CONFIG,
+    EXIT_ERROR,
     EXIT_OK,
     EXIT_TRANSPORT,
     StopFlag,
@@ -97,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         for line in participant.handlers.describe():
             print(line)
         return EXIT_OK
-    return run(config, index)
+    try:
+        return run(config, index)
+    except Exception:  # a bug, not bad input (that is dead-lettered): log it as JSON and exit non-zero
+        log.exception("crashed")
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

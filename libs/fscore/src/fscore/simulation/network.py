@@ -40,5 +40,8 @@ class VirtualNetwork(Transport):
             self._log.publish(self._held_topic, value, key=key, headers=headers)
         return len(batch)
 
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        return self._log.end_offsets(topic)
+
     def consumer(self, topics: Sequence[str], *, group: str, key: bytes | None = None) -> Consumer:
         return self._log.consumer(topics, group=group, key=key)

@@ -48,6 +48,13 @@ class Trainer(RequiredMethods):
     def evaluate(self, data: Dataset) -> EvalResult:
         raise NotImplementedError
 
+    def start_round(self, round_: int) -> None:
+        """Called before ``train`` for each round: derive this round's randomness from the round number.
+
+        Keyed by round rather than drawn from one running stream, so a participant restarted
+        mid-course trains exactly as it would have without the restart.
+        """
+
 
 class NoOpTrainer(Trainer):
     """Returns the parameters it was given: measures the framework's own per-message cost."""

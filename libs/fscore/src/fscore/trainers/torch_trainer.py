@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -19,11 +19,15 @@ _adapter = get_adapter("torch")
 class TorchTrainer(Trainer):
     backend = "torch"
 
-    def __init__(self, model: nn.Module, cfg: TrainerConfig, rng: np.random.Generator) -> None:
+    def __init__(self, model: nn.Module, cfg: TrainerConfig, seed: Sequence[int]) -> None:
         self.model = model
         self.cfg = cfg
-        self.rng = rng
+        self.seed = tuple(seed)
+        self.rng = np.random.default_rng(self.seed)
         self.loss_fn = nn.CrossEntropyLoss()
+
+    def start_round(self, round_: int) -> None:
+        self.rng = np.random.default_rng([*self.seed, round_])
 
     def get_parameters(self) -> dict[str, np.ndarray]:
         return _adapter.to_wire(self.model.state_dict())

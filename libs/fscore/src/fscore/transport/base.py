@@ -76,6 +76,10 @@ class Transport(ABC):
         records with that key are returned from them.
         """
 
+    @abstractmethod
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Partition -> the offset the next record will get; readers of a finished course stop there."""
+
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Block until published records are durable; the embedded log always is."""
 

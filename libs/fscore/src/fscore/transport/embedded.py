@@ -49,6 +49,9 @@ class EmbeddedLog(Transport):
     def end_offset(self, topic: str, partition: int = 0) -> int:
         return len(self._topic(topic)[partition])
 
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        return {p: len(records) for p, records in enumerate(self._topic(topic))}
+
     def committed(self, group: str, topic: str, partition: int) -> int:
         return self._committed.get((group, topic, partition), 0)
 

@@ -48,6 +48,9 @@ class KafkaClient(ABC):
     def partitions(self, topic: str) -> int: ...
 
     @abstractmethod
+    def end_offsets(self, topic: str, partitions: int) -> dict[int, int]: ...
+
+    @abstractmethod
     def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer: ...
 
     @abstractmethod
@@ -78,6 +81,9 @@ class KafkaTransport(Transport):
 
     def flush(self) -> None:
         self.client.flush()
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        return self.client.end_offsets(topic, self._partition_count(topic))
 
     def consumer(self, topics: Sequence[str], *, group: str, key: bytes | None = None) -> KafkaConsumer:
         assignment = []

@@ -89,6 +89,15 @@ class ConfluentClient(KafkaClient):
             raise TransportError(f"topic {topic!r} does not exist (create the course's topics first)")
         return len(meta.partitions)
 
+    def end_offsets(self, topic: str, partitions: int) -> dict[int, int]:
+        probe = Consumer({**self._base, "group.id": "fscope-watermarks", "enable.auto.commit": False})
+        try:
+            return {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in range(partitions)}
+        except KafkaException as exc:
+            raise TransportError(f"cannot read the end offsets of {topic!r}: {exc}") from exc
+        finally:
+            probe.close()
+
     def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer:
         return _ConfluentConsumer(self._base, group, assignment)
 

@@ -69,6 +69,16 @@ class KafkaPythonClient(KafkaClient):
             raise TransportError(f"topic {topic!r} does not exist (create the course's topics first)")
         return len(parts)
 
+    def end_offsets(self, topic: str, partitions: int) -> dict[int, int]:
+        probe = KafkaConsumer(**self._base, enable_auto_commit=False)
+        try:
+            ends = probe.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        except KafkaError as exc:
+            raise TransportError(f"cannot read the end offsets of {topic!r}: {exc}") from exc
+        finally:
+            probe.close()
+        return {tp.partition: offset for tp, offset in ends.items()}
+
     def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer:
         return _KafkaPythonConsumer(self._base, group, assignment)
 

@@ -1,0 +1,204 @@
+"""A course as separate OS processes over a real broker: one coordinator, three participants.
+
+The processes are the installed console scripts, started as an operator would start them. Mid-course
+one participant is killed outright and another is stopped with SIGTERM; both are started again and
+the course must still end with exactly the model the standalone run produces. Afterwards the log is
+checked three ways: ``fscope replay --verify``, an independent fastavro reader with the checked-in
+schemas, and a recomputation of every round's FedAvg from the recorded updates.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from fscore.config import load_config
+from fscore.simulation.runner import run_standalone
+from tests.e2e.avro_reader import AvscReader
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+ROUNDS = 5
+TOPIC_KINDS = ("coordinator", "broadcast", "direct", "dlq", "meta")
+
+
+def raw_records(bootstrap: str, topic: str) -> list:
+    """Every record of ``topic`` with plain confluent-kafka, up to the end offsets read at the start."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"audit-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in partitions}
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    out, remaining = [], {p for p, end in ends.items() if end > 0}
+    deadline = time.monotonic() + 60
+    while remaining and time.monotonic() < deadline:
+        for msg in consumer.consume(500, 0.5):
+            if msg.error():
+                continue
+            out.append(msg)
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                remaining.discard(msg.partition())
+    consumer.close()
+    assert not remaining, f"{topic}: partitions {remaining} not read to the end"
+    return sorted(out, key=lambda m: (m.partition(), m.offset()))
+
+
+def start(args: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def wait_for(predicate, what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def finished_course(tmp_path_factory, kafka_bootstrap):
+    """Run the course once as processes; the tests below examine what it left behind."""
+    from tests.conftest import ROOT
+
+    tmp = tmp_path_factory.mktemp("kafka-course")
+    config_path = ROOT / "examples" / "digits_fedavg.yaml"
+    course = f"e2e-{uuid.uuid4().hex[:8]}"
+    sets = [f"course_id={course}", f"rounds={ROUNDS}", "participants=3", "transport.kind=kafka",
+            f"transport.kafka.bootstrap_servers={kafka_bootstrap}"]
+    flags = [a for s in sets for a in ("--set", s)]
+    out = tmp / "coordinator"
+    coordinator = start([str(BIN / "fscope-coordinator"), "serve", str(config_path), *flags, "--output", str(out)],
+                        tmp / "coordinator.log")
+    participant_cmd = [str(BIN / "fscope-participant"), "serve", str(config_path), *flags, "--index"]
+    participants = [start([*participant_cmd, str(i)], tmp / f"participant-{i}.log") for i in range(3)]
+
+    # Once a round has been evaluated: kill participant 1 outright and stop participant 2 gracefully.
+    metrics = out / "metrics.jsonl"
+    wait_for(lambda: metrics.exists() and metrics.read_text().count("\n") >= 1, "the first evaluation")
+    participants[1].kill()
+    participants[2].send_signal(signal.SIGTERM)
+    codes_at_stop = (participants[1].wait(60), participants[2].wait(120))
+    participants[1] = start([*participant_cmd, "1"], tmp / "participant-1.log")
+    participants[2] = start([*participant_cmd, "2"], tmp / "participant-2.log")
+
+    everyone = [coordinator, *participants]
+    try:
+        # Fail fast: a process that dies with an error would leave the others waiting for it.
+        wait_for(lambda: all(p.poll() is not None for p in everyone)
+                 or any(p.poll() not in (None, 0) for p in everyone), "the course to finish", timeout=600)
+        codes = [p.poll() for p in everyone]
+    finally:
+        for proc in (coordinator, *participants):
+            if proc.poll() is None:
+                proc.kill()
+    logs = {p.name: p.read_text(errors="replace") for p in tmp.glob("*.log")}
+    assert codes == [0, 0, 0, 0], (codes, {k: v[-3000:] for k, v in logs.items()})
+    standalone = run_standalone(load_config(config_path, sets[:3]), progress=False)
+    return {"bootstrap": kafka_bootstrap, "course": course, "tmp": tmp, "out": out, "sets": sets,
+            "codes_at_stop": codes_at_stop, "standalone": standalone, "logs": logs}
+
+
+def test_the_course_finishes_with_the_standalone_model_despite_restarts(finished_course):
+    summary = json.loads((finished_course["out"] / "summary.json").read_text())
+    standalone = finished_course["standalone"].summary
+    assert finished_course["codes_at_stop"] == (-signal.SIGKILL, 4)  # 4: stopped by a signal, can be restarted
+    assert summary["rounds"] == ROUNDS and summary["finish_reason"] == "max_rounds_reached"
+    assert summary["model_sha256"] == standalone["model_sha256"]
+    accuracy = summary["final_metrics"]["heldout.accuracy"]
+    assert accuracy >= 0.8 and abs(accuracy - standalone["final_metrics"]["heldout.accuracy"]) < 0.01
+    rows = [json.loads(line) for line in (finished_course["out"] / "metrics.jsonl").read_text().splitlines()]
+    assert [r["num_aggregated"] for r in rows] == [3] * ROUNDS  # nothing lost, nothing counted twice
+    coordinator_log = [json.loads(line) for line in finished_course["logs"]["coordinator.log"].splitlines()
+                       if line.startswith("{")]
+    assert any(e["event"] == "handlers_in_effect" for e in coordinator_log)
+
+
+def test_replay_verifies_and_rebuilds_the_metrics(finished_course, tmp_path):
+    proc = subprocess.run([str(BIN / "fscope"), "replay", "--bootstrap-servers", finished_course["bootstrap"],
+                           "--course", finished_course["course"], "--verify", "--output", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "verification passed" in proc.stdout
+    live = [json.loads(line) for line in (finished_course["out"] / "metrics.jsonl").read_text().splitlines()]
+    rebuilt = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rebuilt] == [r["round"] for r in live]
+    for ours, theirs in zip(rebuilt, live, strict=True):
+        assert ours["heldout.accuracy"] == theirs["heldout.accuracy"]
+        assert ours["clients.accuracy"] == theirs["clients.accuracy"]
+        assert ours["aggregated"] == theirs["aggregated"]
+
+
+def test_topics_decode_with_fastavro_and_the_checked_in_schemas(finished_course):
+    reader = AvscReader()
+    course = finished_course["course"]
+    types = defaultdict(int)
+    for kind in ("coordinator", "broadcast", "direct", "meta"):
+        for msg in raw_records(finished_course["bootstrap"], f"fscope.{course}.{kind}"):
+            assert not any(k == "fscope.chunk" for k, _ in (msg.headers() or []))
+            decoded = reader.decode(msg.value())
+            assert decoded.envelope["course"] == course
+            types[decoded.envelope["type"]] += 1
+    assert types["join_in"] >= 3 + 2  # two participants joined again after their restart
+    assert types["model_update"] >= 3 * ROUNDS and types["model_parameters"] == ROUNDS
+    assert types["finish"] == 1 and types["course_manifest"] == 1
+
+
+def test_each_round_is_the_sample_weighted_average_of_its_recorded_updates(finished_course):
+    reader = AvscReader()
+    course = finished_course["course"]
+    updates: dict[int, dict[str, tuple[int, dict]]] = defaultdict(dict)
+    for msg in raw_records(finished_course["bootstrap"], f"fscope.{course}.coordinator"):
+        d = reader.decode(msg.value())
+        if d.envelope["type"] == "model_update":
+            # A participant restarted after sending re-sends an identical update; the coordinator keeps the first.
+            updates[d.envelope["round"]].setdefault(d.envelope["sender"], (d.payload["num_samples"], d.tensors()))
+    models: dict[int, dict] = {}
+    for msg in raw_records(finished_course["bootstrap"], f"fscope.{course}.broadcast"):
+        d = reader.decode(msg.value())
+        if d.envelope["type"] in ("model_parameters", "finish"):
+            models[d.envelope["round"]] = d.tensors()
+    assert sorted(updates) == list(range(ROUNDS)) and sorted(models) == list(range(ROUNDS + 1))
+    for round_, by_sender in updates.items():
+        assert len(by_sender) == 3
+        total = sum(n for n, _ in by_sender.values())
+        for name, got in models[round_ + 1].items():
+            expected = sum(n * t[name].astype(np.float64) for n, t in by_sender.values()) / total
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6, err_msg=f"round {round_}, {name}")
+
+
+def test_a_tampered_record_fails_verification_and_is_named(finished_course):
+    """Copy the course's topics to a new course, changing one byte of one broadcast model, and replay that."""
+    bootstrap, course = finished_course["bootstrap"], finished_course["course"]
+    tampered = f"{course}-tampered"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    victim = None
+    for kind in TOPIC_KINDS:
+        records = raw_records(bootstrap, f"fscope.{course}.{kind}") if kind != "dlq" else []
+        partitions = 16 if kind == "direct" else 1
+        for future in admin.create_topics([NewTopic(f"fscope.{tampered}.{kind}", partitions, 1)]).values():
+            future.result()
+        for msg in records:
+            value = msg.value()
+            if kind == "broadcast" and victim is None and msg.offset() >= 4:
+                victim = f"fscope.{tampered}.broadcast/0/{msg.offset()}"
+                value = value[:-10] + bytes([value[-10] ^ 0x01]) + value[-9:]  # inside the last tensor's data
+            producer.produce(f"fscope.{tampered}.{kind}", value, msg.key(), partition=msg.partition(),
+                             headers=msg.headers())
+    assert producer.flush(60) == 0
+    proc = subprocess.run([str(BIN / "fscope"), "replay", "--bootstrap-servers", bootstrap, "--course", tampered,
+                           "--verify"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"MISMATCH: record {victim}" in proc.stderr, proc.stderr
+    assert "verification FAILED" in proc.stderr
