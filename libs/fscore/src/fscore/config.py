@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -171,6 +172,8 @@ def _format_errors(exc: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (misspelled?)"
+        elif "password" in key:
+            msg = f"{msg} (value hidden: it is a secret)"
         elif err["type"] not in ("missing",) and "input" in err and not isinstance(err["input"], dict):
             msg = f"{msg} (got {err['input']!r})"
         parts.append(f"{key}: {msg}")
@@ -188,10 +191,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+def apply_overrides(raw: dict[str, Any], overrides: list[str], values: Mapping[str, Any] | None = None
+                    ) -> dict[str, Any]:
+    """``overrides`` are ``key=value`` texts with YAML values; ``values`` are dotted keys with literal values."""
     data = json.loads(json.dumps(raw))  # deep copy of plain YAML data
-    for text in overrides:
-        path, value = parse_override(text)
+    settings = [(*parse_override(text), text) for text in overrides]
+    settings += [(key.split("."), value, key) for key, value in (values or {}).items()]
+    for path, value, text in settings:
         node = data
         for i, part in enumerate(path[:-1]):
             nxt = node.setdefault(part, {})
@@ -203,15 +209,16 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def config_from_dict(raw: dict[str, Any], overrides: list[str] | None = None, *,
-                     source: str = "<dict>") -> CourseConfig:
-    data = apply_overrides(raw, overrides or [])
+                     source: str = "<dict>", values: Mapping[str, Any] | None = None) -> CourseConfig:
+    data = apply_overrides(raw, overrides or [], values)
     try:
         return CourseConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_format_errors(exc)}") from None
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> CourseConfig:
+def load_config(path: str | Path, overrides: list[str] | None = None,
+                values: Mapping[str, Any] | None = None) -> CourseConfig:
     path = Path(path)
     try:
         text = path.read_text()
@@ -227,7 +234,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> CourseC
         raise ConfigError(f"{path}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a course config must be a mapping of keys, not {type(raw).__name__}")
-    config = config_from_dict(raw, overrides, source=str(path))
+    config = config_from_dict(raw, overrides, source=str(path), values=values)
     _resolve_paths(config, path.parent)
     return config
 

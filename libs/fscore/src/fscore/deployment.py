@@ -92,12 +92,22 @@ def read_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCa
     raise TransportError(f"no course manifest on {topics.meta}: was course {topics.course!r} run with this prefix?")
 
 
+#: Environment variables a container sets instead of writing brokers or secrets into the course file.
+ENV_SETTINGS = {
+    "KAFKA_BOOTSTRAP_SERVERS": "transport.kafka.bootstrap_servers",
+    "FSCOPE_KAFKA_SASL_USERNAME": "transport.kafka.sasl_username",
+    "FSCOPE_KAFKA_SASL_PASSWORD": "transport.kafka.sasl_password",
+    "FSCOPE_KAFKA_SSL_KEY_PASSWORD": "transport.kafka.ssl_key_password",
+}
+
+
 def service_config(path: str | None, overrides: list[str]) -> CourseConfig:
     """A service's course config: a file plus overrides, from arguments or the environment.
 
-    ``FSCOPE_CONFIG`` names the file, ``FSCOPE_SET`` holds ``;``-separated overrides and
-    ``KAFKA_BOOTSTRAP_SERVERS`` the brokers, so one container image serves any course and participant.
-    Command-line values win over the environment.
+    ``FSCOPE_CONFIG`` names the file, ``FSCOPE_SET`` holds ``;``-separated overrides, and
+    :data:`ENV_SETTINGS` the brokers and secrets, so one container image serves any course and participant.
+    Command-line values win over ``FSCOPE_SET``; the variables of :data:`ENV_SETTINGS` are taken
+    literally (a password is never parsed as YAML) and win over both.
     """
     import os
 
@@ -108,10 +118,8 @@ def service_config(path: str | None, overrides: list[str]) -> CourseConfig:
     if not path:
         raise ConfigError("no course config: pass CONFIG or set FSCOPE_CONFIG")
     env_overrides = [o for o in os.environ.get("FSCOPE_SET", "").split(";") if o.strip()]
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if bootstrap:
-        env_overrides.insert(0, f"transport.kafka.bootstrap_servers={bootstrap}")
-    return load_config(path, [*env_overrides, *overrides])
+    values = {key: os.environ[variable] for variable, key in ENV_SETTINGS.items() if os.environ.get(variable)}
+    return load_config(path, [*env_overrides, *overrides], values)
 
 
 def connect(config: CourseConfig, topics: CourseTopics) -> Transport:
