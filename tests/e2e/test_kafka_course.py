@@ -1,8 +1,9 @@
 """A course as separate OS processes over a real broker: one coordinator, three participants.
 
 The processes are the installed console scripts, started as an operator would start them. Mid-course
-one participant is killed outright and another is stopped with SIGTERM; both are started again and
-the course must still end with exactly the model the standalone run produces. Afterwards the log is
+one participant is killed outright and another is stopped with SIGTERM; both are started again. Later
+the coordinator is killed outright and started again. The course must still end with exactly the
+model the standalone run produces. Afterwards the log is
 checked three ways: ``fscope replay --verify``, an independent fastavro reader with the checked-in
 schemas, and a recomputation of every round's FedAvg from the recorded updates.
 """
@@ -78,8 +79,8 @@ def finished_course(tmp_path_factory, kafka_bootstrap):
             f"transport.kafka.bootstrap_servers={kafka_bootstrap}"]
     flags = [a for s in sets for a in ("--set", s)]
     out = tmp / "coordinator"
-    coordinator = start([str(BIN / "fscope-coordinator"), "serve", str(config_path), *flags, "--output", str(out)],
-                        tmp / "coordinator.log")
+    coordinator_cmd = [str(BIN / "fscope-coordinator"), "serve", str(config_path), *flags, "--output", str(out)]
+    coordinator = start(coordinator_cmd, tmp / "coordinator.log")
     participant_cmd = [str(BIN / "fscope-participant"), "serve", str(config_path), *flags, "--index"]
     participants = [start([*participant_cmd, str(i)], tmp / f"participant-{i}.log") for i in range(3)]
 
@@ -91,6 +92,12 @@ def finished_course(tmp_path_factory, kafka_bootstrap):
     codes_at_stop = (participants[1].wait(60), participants[2].wait(120))
     participants[1] = start([*participant_cmd, "1"], tmp / "participant-1.log")
     participants[2] = start([*participant_cmd, "2"], tmp / "participant-2.log")
+
+    # Two rounds later: kill the coordinator outright; restarted, it rebuilds its state from its inbox.
+    wait_for(lambda: metrics.read_text().count("\n") >= 3, "the third evaluation")
+    coordinator.kill()
+    codes_at_stop += (coordinator.wait(60),)
+    coordinator = start(coordinator_cmd, tmp / "coordinator.log")
 
     everyone = [coordinator, *participants]
     try:
@@ -112,7 +119,8 @@ def finished_course(tmp_path_factory, kafka_bootstrap):
 def test_the_course_finishes_with_the_standalone_model_despite_restarts(finished_course):
     summary = json.loads((finished_course["out"] / "summary.json").read_text())
     standalone = finished_course["standalone"].summary
-    assert finished_course["codes_at_stop"] == (-signal.SIGKILL, 4)  # 4: stopped by a signal, can be restarted
+    # -9: killed; 4: stopped by a signal (SIGTERM), can be started again
+    assert finished_course["codes_at_stop"] == (-signal.SIGKILL, 4, -signal.SIGKILL)
     assert summary["rounds"] == ROUNDS and summary["finish_reason"] == "max_rounds_reached"
     assert summary["model_sha256"] == standalone["model_sha256"]
     accuracy = summary["final_metrics"]["heldout.accuracy"]
@@ -122,6 +130,8 @@ def test_the_course_finishes_with_the_standalone_model_despite_restarts(finished
     coordinator_log = [json.loads(line) for line in finished_course["logs"]["coordinator.log"].splitlines()
                        if line.startswith("{")]
     assert any(e["event"] == "handlers_in_effect" for e in coordinator_log)
+    recovered = [e for e in coordinator_log if e["event"] == "recovered"]
+    assert len(recovered) == 1 and recovered[0]["records"] > 0
 
 
 def test_replay_verifies_and_rebuilds_the_metrics(finished_course, tmp_path):
@@ -202,3 +212,16 @@ def test_a_tampered_record_fails_verification_and_is_named(finished_course):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"MISMATCH: record {victim}" in proc.stderr, proc.stderr
     assert "verification FAILED" in proc.stderr
+
+
+def test_a_restarted_coordinator_of_a_finished_course_recovers_and_exits(finished_course, tmp_path):
+    flags = [a for s in finished_course["sets"] for a in ("--set", s)]
+    config = str(Path(__file__).parents[2] / "examples" / "digits_fedavg.yaml")
+    same = subprocess.run([str(BIN / "fscope-coordinator"), "serve", config, *flags, "--output", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert same.returncode == 0, same.stdout + same.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["model_sha256"] == finished_course["standalone"].summary["model_sha256"]
+    other = subprocess.run([str(BIN / "fscope-coordinator"), "serve", config, *flags, "--set", "rounds=50"],
+                           capture_output=True, text=True, timeout=300)
+    assert other.returncode == 2 and "config_differs" in other.stdout + other.stderr

@@ -1,4 +1,4 @@
-"""The ``fscope`` command: run a course standalone, or check its message flow."""
+"""The ``fscope`` command: run a course standalone, check its message flow, create its topics, replay it."""
 
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     replay.add_argument("--log-json", action="store_true")
 
+    topics = sub.add_parser("topics", help="create a course's Kafka topics (the coordinator also does this)")
+    topics.add_argument("action", choices=["create"])
+    course_args(topics)
+
     check = sub.add_parser("check", help="check a course's message flow; export the graph as DOT and PNG")
     course_args(check)
     check.add_argument("--graph", type=Path, default=None, help="write GRAPH.dot and GRAPH.png (default: next "
@@ -55,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, args.overrides)
         if args.command == "run":
             return _run(config, args)
+        if args.command == "topics":
+            return _topics(config)
         return _check(config, args)
     except ConfigError as exc:
         print(f"fscope: config error: {exc}", file=sys.stderr)
@@ -104,6 +110,25 @@ def _replay(args: argparse.Namespace) -> int:
         return 1
     if args.verify:
         print("verification passed: every aggregated model matches the recorded broadcast")
+    return 0
+
+
+def _topics(config: object) -> int:
+    from fscore.course import CourseBuilder
+    from fscore.transport.kafka_common import make_kafka_transport
+
+    kafka = config.transport.kafka  # type: ignore[attr-defined]
+    specs = CourseBuilder(config).topics.specs()  # type: ignore[arg-type]
+    transport = make_kafka_transport(kafka)
+    try:
+        transport.ensure_topics(specs)
+        for spec in specs:
+            ends = transport.end_offsets(spec.name)
+            settings = ", ".join(f"{k}={v}" for k, v in sorted(spec.config.items()))
+            print(f"{spec.name}: {len(ends)} partition(s), {settings}, {sum(ends.values())} record(s)")
+    finally:
+        transport.close()
+    print(f"topics of course {config.course_id} are in place on {kafka.bootstrap_servers}")  # type: ignore[attr-defined]
     return 0
 
 

@@ -67,6 +67,36 @@ def serve(worker: BaseWorker, communicator: Communicator, *, done: Callable[[], 
     return EXIT_OK
 
 
+def recover(coordinator: BaseWorker, transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> int:
+    """Rebuild a restarted coordinator's state from its own inbox: event sourcing.
+
+    Its state is a function of the config and the inbox records it handled, which are exactly
+    those before its committed offset. They are handed to it again with its sends captured and
+    dropped: every output of a handled record was made durable before that record was committed.
+    Returns how many records were handled again (0 for a first start).
+    """
+    from fscore.replay import Capture, read_topic, refeed
+
+    committed = transport.committed(coordinator.address, topics.coordinator, 0)
+    if committed == 0:
+        return 0
+    live, coordinator.outbox = coordinator.outbox, Capture()
+    try:
+        count, rejected, undecodable = refeed(coordinator, read_topic(transport, topics.coordinator,
+                                                                      until={0: committed}), catalog)
+    finally:
+        coordinator.outbox = live
+    log.info("recovered", worker=coordinator.address, records=count, rejected=rejected, undecodable=undecodable,
+             resumes_at=committed)
+    return count
+
+
+def same_course(recorded: CourseConfig, config: CourseConfig) -> bool:
+    """Whether ``config`` describes the course of ``recorded``; how to reach Kafka may differ."""
+    return recorded.model_dump(mode="json", exclude={"transport"}) == config.model_dump(mode="json",
+                                                                                        exclude={"transport"})
+
+
 def publish_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCatalog, config: CourseConfig,
                      incarnation: str) -> None:
     header = Header(f"{COORDINATOR}/{incarnation}/manifest", config.course_id, COURSE_MANIFEST, COORDINATOR, (), 0,

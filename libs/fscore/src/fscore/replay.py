@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from fscore.message import EVALUATE, FINISH, MODEL_PARAMETERS, Message, MessageC
 from fscore.results import RunWriter, evaluation_row
 from fscore.topics import CourseTopics
 from fscore.transport.base import Record, Transport
-from fscore.worker import Outbox
+from fscore.worker import BaseWorker, Outbox
 from fstranslation import DecodeError
 
 log = structlog.get_logger("fscore.replay")
@@ -64,7 +64,9 @@ class ReplayReport:
         return not self.mismatches and self.checked > 0
 
 
-class _Capture(Outbox):
+class Capture(Outbox):
+    """An outbox that keeps what a worker sends instead of publishing it."""
+
     def __init__(self) -> None:
         self.sent: list[Message] = []
 
@@ -73,9 +75,11 @@ class _Capture(Outbox):
         return 0
 
 
-def read_topic(transport: Transport, topic: str, *, timeout: float = 120.0) -> Iterator[Record]:
-    """Every record of ``topic`` from offset 0 up to its current end, partition by partition in log order."""
-    remaining = {p: end for p, end in transport.end_offsets(topic).items() if end > 0}
+def read_topic(transport: Transport, topic: str, *, timeout: float = 120.0,
+               until: Mapping[int, int] | None = None) -> Iterator[Record]:
+    """Every record of ``topic`` from offset 0 up to its current end (or ``until``), in log order per partition."""
+    ends = transport.end_offsets(topic) if until is None else until
+    remaining = {p: end for p, end in ends.items() if end > 0}
     consumer = transport.consumer([topic], group=f"replay-{uuid.uuid4().hex[:10]}")
     deadline = time.monotonic() + timeout
     try:
@@ -84,9 +88,11 @@ def read_topic(transport: Transport, topic: str, *, timeout: float = 120.0) -> I
                 raise TransportError(f"reading {topic!r}: partitions {sorted(remaining)} did not reach their end "
                                      f"offsets within {timeout:.0f} s")
             for record in consumer.poll(max_records=500, timeout=0.25):
+                if record.partition not in remaining:
+                    continue  # this partition is read to its end already
                 yield record
-                if record.offset + 1 >= remaining.get(record.partition, 0):
-                    remaining.pop(record.partition, None)
+                if record.offset + 1 >= remaining[record.partition]:
+                    del remaining[record.partition]
     finally:
         consumer.close()
 
@@ -113,6 +119,28 @@ def recorded_models(transport: Transport, topics: CourseTopics, catalog: Message
     return out
 
 
+def refeed(coordinator: BaseWorker, records: Iterable[Record], catalog: MessageCatalog) -> tuple[int, int, int]:
+    """Hand ``records`` to ``coordinator`` in order, as the live loop did; returns (records, rejected, undecodable).
+
+    What the live coordinator dead-lettered fails here the same way, and is skipped the same way.
+    """
+    count = rejected = undecodable = 0
+    for record in records:
+        count += 1
+        try:
+            header, payload = catalog.codec.decode(record.value)
+        except DecodeError:
+            undecodable += 1
+            continue
+        message = Message(header.type, header.receivers, header.round, payload, sender=header.sender,
+                          timestamp=header.timestamp, id=header.id, course=header.course)
+        try:
+            coordinator.handle(message)
+        except RejectedMessage:
+            rejected += 1
+    return count, rejected, undecodable
+
+
 def replay_course(transport: Transport, course: str, *, topic_prefix: str = "fscope",
                   output_dir: Path | None = None) -> ReplayReport:
     catalog = MessageCatalog()
@@ -126,22 +154,11 @@ def replay_course(transport: Transport, course: str, *, topic_prefix: str = "fsc
         writer.evaluation(evaluation, 0.0)
         report.history.append(evaluation_row(evaluation, 0.0))
 
-    capture = _Capture()
+    capture = Capture()
     coordinator = builder.coordinator(capture, evaluator=builder.numpy_evaluator(), on_evaluation=on_evaluation,
                                       incarnation="replay")
-    for record in read_topic(transport, topics.coordinator):
-        report.inbox_records += 1
-        try:
-            header, payload = catalog.codec.decode(record.value)
-        except DecodeError:
-            report.undecodable += 1
-            continue
-        message = Message(header.type, header.receivers, header.round, payload, sender=header.sender,
-                          timestamp=header.timestamp, id=header.id, course=header.course)
-        try:
-            coordinator.handle(message)
-        except RejectedMessage:
-            report.rejected += 1
+    report.inbox_records, report.rejected, report.undecodable = refeed(
+        coordinator, read_topic(transport, topics.coordinator), catalog)
     replayed = [RecordedModel(m.type, m.round, tensors_sha256(catalog, m.payload["tensors"]), "replay")
                 for m in capture.sent if m.type in MODEL_TYPES]
     _compare(report, replayed, recorded_models(transport, topics, catalog, report.mismatches))

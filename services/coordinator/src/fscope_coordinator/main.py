@@ -4,8 +4,10 @@
     fscope-coordinator describe [CONFIG]
 
 It creates the course's topics, writes the course manifest, and runs the same Coordinator as the
-standalone runner, over Kafka. It imports neither torch nor TensorFlow: it aggregates numpy arrays
-decoded from the wire and evaluates logreg/MLP models on its held-out set in numpy.
+standalone runner, over Kafka. Restarted, it rebuilds its state from its inbox up to its committed
+offset (event sourcing) and carries on; a restart with a different course config is refused.
+It imports neither torch nor TensorFlow: it aggregates numpy arrays decoded from the wire and
+evaluates logreg/MLP models on its held-out set in numpy.
 Exit codes: 0 finished, 1 error, 2 bad config, 3 Kafka unreachable, 4 stopped by a signal.
 """
 
@@ -31,6 +33,9 @@ from fscore.deployment import (
     connect,
     new_incarnation,
     publish_manifest,
+    read_manifest,
+    recover,
+    same_course,
     serve,
     service_config,
 )
@@ -52,9 +57,16 @@ def run(config: CourseConfig, output: Path | None) -> int:
     started = time.perf_counter()
     builder = CourseBuilder(config)
     incarnation = new_incarnation()
+    topics, catalog = builder.topics, builder.catalog
     try:
-        transport = connect(config, builder.topics)
-        publish_manifest(transport, builder.topics, builder.catalog, config, incarnation)
+        transport = connect(config, topics)
+        restarted = transport.committed(COORDINATOR, topics.coordinator, 0) > 0
+        if not restarted:
+            publish_manifest(transport, topics, catalog, config, incarnation)
+        elif not same_course(read_manifest(transport, topics, catalog), config):
+            log.error("config_differs", course=config.course_id,
+                      error="this course already ran with another config (see its manifest on the meta topic)")
+            return EXIT_CONFIG
     except TransportError as exc:
         log.error("kafka_unreachable", error=str(exc))
         return EXIT_TRANSPORT
@@ -66,6 +78,7 @@ def run(config: CourseConfig, output: Path | None) -> int:
 
     coordinator = builder.coordinator(communicator, evaluator=builder.numpy_evaluator(), on_evaluation=on_evaluation,
                                       incarnation=incarnation)
+    recover(coordinator, transport, topics, catalog)  # a restart picks up where the last incarnation committed
     communicator.subscribe(COORDINATOR)
     coordinator.log_handlers()
     log.info("serving", course=config.course_id, bootstrap=config.transport.kafka.bootstrap_servers,

@@ -43,5 +43,8 @@ class VirtualNetwork(Transport):
     def end_offsets(self, topic: str) -> dict[int, int]:
         return self._log.end_offsets(topic)
 
+    def committed(self, group: str, topic: str, partition: int) -> int:
+        return self._log.committed(group, topic, partition)
+
     def consumer(self, topics: Sequence[str], *, group: str, key: bytes | None = None) -> Consumer:
         return self._log.consumer(topics, group=group, key=key)

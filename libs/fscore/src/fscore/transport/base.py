@@ -80,6 +80,10 @@ class Transport(ABC):
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Partition -> the offset the next record will get; readers of a finished course stop there."""
 
+    @abstractmethod
+    def committed(self, group: str, topic: str, partition: int) -> int:
+        """The offset ``group`` resumes ``topic``/``partition`` from: 0 when it never committed."""
+
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Block until published records are durable; the embedded log always is."""
 

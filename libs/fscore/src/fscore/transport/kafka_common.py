@@ -51,6 +51,9 @@ class KafkaClient(ABC):
     def end_offsets(self, topic: str, partitions: int) -> dict[int, int]: ...
 
     @abstractmethod
+    def committed(self, group: str, topic: str, partition: int) -> int: ...
+
+    @abstractmethod
     def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer: ...
 
     @abstractmethod
@@ -84,6 +87,9 @@ class KafkaTransport(Transport):
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         return self.client.end_offsets(topic, self._partition_count(topic))
+
+    def committed(self, group: str, topic: str, partition: int) -> int:
+        return self.client.committed(group, topic, partition)
 
     def consumer(self, topics: Sequence[str], *, group: str, key: bytes | None = None) -> KafkaConsumer:
         assignment = []

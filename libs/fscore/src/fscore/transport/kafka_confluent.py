@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,9 @@ from fscore.transport.base import Record, TopicSpec
 from fscore.transport.kafka_common import KafkaClient, RawConsumer
 
 log = structlog.get_logger("fscore.transport.confluent")
+
+_NO_LEADER_YET = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                            KafkaError.UNKNOWN_TOPIC_OR_PART})
 
 # Consumer errors that retrying cannot cure; every other error event is transient and librdkafka recovers from it.
 _PERMANENT = frozenset({
@@ -91,12 +95,31 @@ class ConfluentClient(KafkaClient):
 
     def end_offsets(self, topic: str, partitions: int) -> dict[int, int]:
         probe = Consumer({**self._base, "group.id": "fscope-watermarks", "enable.auto.commit": False})
+        deadline = time.monotonic() + 30
         try:
-            return {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in range(partitions)}
-        except KafkaException as exc:
-            raise TransportError(f"cannot read the end offsets of {topic!r}: {exc}") from exc
+            while True:
+                try:
+                    return {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                            for p in range(partitions)}
+                except KafkaException as exc:
+                    # A topic created a moment ago may not have a leader yet: that passes.
+                    err = exc.args[0]
+                    transient = err.retriable() or err.code() in _NO_LEADER_YET
+                    if not transient or time.monotonic() > deadline:
+                        raise TransportError(f"cannot read the end offsets of {topic!r}: {exc}") from exc
+                    time.sleep(0.2)
         finally:
             probe.close()
+
+    def committed(self, group: str, topic: str, partition: int) -> int:
+        probe = Consumer({**self._base, "group.id": group, "enable.auto.commit": False})
+        try:
+            offset = probe.committed([TopicPartition(topic, partition)], timeout=30)[0].offset
+        except KafkaException as exc:
+            raise TransportError(f"cannot read {group!r}'s committed offset on {topic!r}: {exc}") from exc
+        finally:
+            probe.close()
+        return max(offset, 0)  # librdkafka says OFFSET_INVALID (-1001) when there is none
 
     def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer:
         return _ConfluentConsumer(self._base, group, assignment)

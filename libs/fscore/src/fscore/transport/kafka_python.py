@@ -79,6 +79,16 @@ class KafkaPythonClient(KafkaClient):
             probe.close()
         return {tp.partition: offset for tp, offset in ends.items()}
 
+    def committed(self, group: str, topic: str, partition: int) -> int:
+        probe = KafkaConsumer(**self._base, group_id=group, enable_auto_commit=False)
+        try:
+            offset = probe.committed(TopicPartition(topic, partition))
+        except KafkaError as exc:
+            raise TransportError(f"cannot read {group!r}'s committed offset on {topic!r}: {exc}") from exc
+        finally:
+            probe.close()
+        return offset or 0
+
     def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer:
         return _KafkaPythonConsumer(self._base, group, assignment)
 
