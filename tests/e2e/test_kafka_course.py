@@ -161,7 +161,7 @@ def test_topics_decode_with_fastavro_and_the_checked_in_schemas(finished_course)
             types[decoded.envelope["type"]] += 1
     assert types["join_in"] >= 3 + 2  # two participants joined again after their restart
     assert types["model_update"] >= 3 * ROUNDS and types["model_parameters"] == ROUNDS
-    assert types["finish"] == 1 and types["course_manifest"] == 1
+    assert types["finish"] == 1 and types["course_manifest"] == 1 and types["course_finished"] == 1
 
 
 def test_each_round_is_the_sample_weighted_average_of_its_recorded_updates(finished_course):
@@ -214,7 +214,7 @@ def test_a_tampered_record_fails_verification_and_is_named(finished_course):
     assert "verification FAILED" in proc.stderr
 
 
-def test_a_restarted_coordinator_of_a_finished_course_recovers_and_exits(finished_course, tmp_path):
+def test_restarts_after_the_finish_recover_and_exit_and_a_changed_config_is_refused(finished_course, tmp_path):
     flags = [a for s in finished_course["sets"] for a in ("--set", s)]
     config = str(Path(__file__).parents[2] / "examples" / "digits_fedavg.yaml")
     same = subprocess.run([str(BIN / "fscope-coordinator"), "serve", config, *flags, "--output", str(tmp_path)],
@@ -222,6 +222,9 @@ def test_a_restarted_coordinator_of_a_finished_course_recovers_and_exits(finishe
     assert same.returncode == 0, same.stdout + same.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["model_sha256"] == finished_course["standalone"].summary["model_sha256"]
+    late = subprocess.run([str(BIN / "fscope-participant"), "serve", config, *flags, "--index", "0"],
+                          capture_output=True, text=True, timeout=300)
+    assert late.returncode == 0 and "course_already_finished" in late.stdout + late.stderr
     other = subprocess.run([str(BIN / "fscope-coordinator"), "serve", config, *flags, "--set", "rounds=50"],
                            capture_output=True, text=True, timeout=300)
     assert other.returncode == 2 and "config_differs" in other.stdout + other.stderr

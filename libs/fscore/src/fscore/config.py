@@ -33,6 +33,9 @@ class DataConfig(_Strict):
     synthetic_beta: float = Field(1.0, ge=0)
     synthetic_dim: int = Field(60, ge=1)
     synthetic_classes: int = Field(10, ge=2)
+    local_path: str | None = Field(None, description=(
+        "a participant's own data instead of a shard: an .npz with arrays x and y laid out like `dataset`; "
+        "{index} in the path is replaced by the participant's index"))
 
 
 class ModelConfig(_Strict):

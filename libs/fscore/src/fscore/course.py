@@ -19,7 +19,7 @@ from fscore.aggregators import make_aggregator
 from fscore.conditions import Condition
 from fscore.config import CourseConfig
 from fscore.coordinator import Coordinator, CoursePlan, Evaluation, Evaluator
-from fscore.data.dataset import Federation
+from fscore.data.dataset import ClientData, Federation
 from fscore.errors import ConfigError
 from fscore.events import Event
 from fscore.message import COORDINATOR, MessageCatalog
@@ -99,10 +99,20 @@ class CourseBuilder:
         c = self.config
         sim = c.simulation
         worker = Participant(participant_address(index), c.course_id, self.catalog, outbox,
-                             trainer=trainer or self.trainer(index), data=self.federation.clients[index],
+                             trainer=trainer or self.trainer(index), data=self.participant_data(index),
                              profile=profile or DeviceProfile(sim.compute_s_per_sample, sim.bandwidth_bytes_per_s),
                              incarnation=incarnation)
         return self._customise(worker)
+
+    def participant_data(self, index: int) -> ClientData:
+        """Participant ``index``'s examples: its own file when ``data.local_path`` is set, else its shard."""
+        if self.config.data.local_path is None:
+            return self.federation.clients[index]
+        from fscore.data.federation import load_local_shard
+
+        spec = self.model_spec  # the layout comes from the config, so the course's dataset is never loaded
+        return load_local_shard(self.config.data, index, self.config.seed, int(np.prod(spec.input_shape)),
+                                spec.num_classes)
 
     def trainer(self, index: int) -> Trainer:
         from fscore.models.torch_zoo import build_torch_model

@@ -19,7 +19,7 @@ from fscore.communicator import Communicator
 from fscore.config import CourseConfig, config_from_dict
 from fscore.driver import pump
 from fscore.errors import TransportError
-from fscore.message import COORDINATOR, COURSE_MANIFEST, MessageCatalog
+from fscore.message import COORDINATOR, COURSE_FINISHED, COURSE_MANIFEST, MessageCatalog
 from fscore.topics import CourseTopics
 from fscore.transport.base import Transport
 from fscore.worker import BaseWorker
@@ -105,6 +105,25 @@ def publish_manifest(transport: Transport, topics: CourseTopics, catalog: Messag
                "config_hash": config.config_hash(), "incarnation": incarnation}
     transport.publish(topics.meta, catalog.codec.encode(header, payload))
     transport.flush()
+
+
+def publish_finished(transport: Transport, topics: CourseTopics, catalog: MessageCatalog, course: str,
+                     reason: str, rounds: int, model_sha256: str) -> None:
+    header = Header(f"{COORDINATOR}/finished", course, COURSE_FINISHED, COORDINATOR, (), rounds, 0.0)
+    transport.publish(topics.meta, catalog.codec.encode(header, {"reason": reason, "rounds": rounds,
+                                                                 "model_sha256": model_sha256}))
+    transport.flush()
+
+
+def course_finished(transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> dict | None:
+    """The course's finish record from the meta topic, or None while it runs (the meta topic stays tiny)."""
+    from fscore.replay import read_topic
+
+    for record in read_topic(transport, topics.meta):
+        header, payload = catalog.codec.decode(record.value)
+        if header.type == COURSE_FINISHED:
+            return payload
+    return None
 
 
 def read_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCatalog,

@@ -26,7 +26,9 @@ MODEL_UPDATE = "model_update"
 EVALUATE = "evaluate"
 METRICS = "metrics"
 FINISH = "finish"
-COURSE_MANIFEST = "course_manifest"  # not sent between workers: the coordinator writes it to the meta topic
+# Not sent between workers: the coordinator writes these to the course's meta topic.
+COURSE_MANIFEST = "course_manifest"
+COURSE_FINISHED = "course_finished"
 
 _BUILTIN_ROLES: dict[str, Role] = {
     JOIN_IN: "coordinator",

@@ -31,7 +31,9 @@ from fscore.deployment import (
     EXIT_TRANSPORT,
     StopFlag,
     connect,
+    course_finished,
     new_incarnation,
+    publish_finished,
     publish_manifest,
     read_manifest,
     recover,
@@ -86,12 +88,16 @@ def run(config: CourseConfig, output: Path | None) -> int:
     code = serve(coordinator, communicator, done=lambda: coordinator.finished,
                  poll_timeout=config.transport.kafka.poll_timeout_s, stop=StopFlag())
     history = coordinator.state.history
+    sha = model_sha256(coordinator.params, builder.catalog.codec)
+    if coordinator.finished and course_finished(transport, topics, catalog) is None:
+        publish_finished(transport, topics, catalog, config.course_id, coordinator.state.finish_reason,
+                         coordinator.state.round, sha)
     writer.summary({
         "course_id": config.course_id, "config_hash": config.config_hash(), "seed": config.seed,
         "rounds": coordinator.state.round, "finish_reason": coordinator.state.finish_reason,
         "participants": config.participants, "final_metrics": history[-1].metrics if history else {},
         "virtual_time_s": coordinator.now, "wall_time_s": round(time.perf_counter() - started, 3),
-        "model_sha256": model_sha256(coordinator.params, builder.catalog.codec),
+        "model_sha256": sha,
         "dead_lettered": communicator.dead_lettered, "exit_code": code})
     transport.close()
     log.info("exiting", course=config.course_id, code=code, finished=coordinator.finished)

@@ -29,6 +29,7 @@ from fscore.deployment import (
     EXIT_TRANSPORT,
     StopFlag,
     connect,
+    course_finished,
     new_incarnation,
     serve,
     service_config,
@@ -58,9 +59,14 @@ def run(config: CourseConfig, index: int) -> int:
     address = participant_address(index)
     try:
         transport = connect(config, builder.topics)
+        finished = course_finished(transport, builder.topics, builder.catalog)
     except TransportError as exc:
         log.error("kafka_unreachable", error=str(exc))
         return EXIT_TRANSPORT
+    if finished is not None:
+        log.info("course_already_finished", course=config.course_id, participant=address, **finished)
+        transport.close()
+        return EXIT_OK
     communicator = Communicator(transport, builder.topics, builder.catalog, address)
     participant = builder.participant(index, communicator, incarnation=new_incarnation())
     communicator.subscribe(PARTICIPANT)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from sklearn.datasets import load_digits
 
@@ -45,6 +47,26 @@ def _split_central(data: Dataset, cfg: DataConfig, n: int, rng: np.random.Genera
     clients = [_client(pool.subset(idx), cfg.test_fraction, rng) for idx in parts]
     num_classes = int(data.y.max()) + 1
     return Federation(clients, data.subset(heldout_idx), data.x.shape[1], num_classes, input_shape)
+
+
+def load_local_shard(cfg: DataConfig, index: int, seed: int, num_features: int, num_classes: int) -> ClientData:
+    """A participant's own examples from ``cfg.local_path``; nothing else of the course's data is read."""
+    from fscore.errors import ConfigError
+
+    path = Path(str(cfg.local_path).replace("{index}", str(index)))
+    try:
+        with np.load(path) as npz:
+            x, y = npz["x"].astype(np.float32), npz["y"].astype(np.int64)
+    except FileNotFoundError:
+        raise ConfigError(f"data.local_path: participant {index}'s file {str(path)!r} not found") from None
+    except (KeyError, ValueError, OSError) as exc:
+        raise ConfigError(f"data.local_path: {str(path)!r} is not an .npz with arrays x and y ({exc})") from None
+    x = x.reshape(len(x), -1)
+    if x.shape[1] != num_features or len(y) != len(x) or (len(y) and not 0 <= y.min() <= y.max() < num_classes):
+        raise ConfigError(f"data.local_path: {str(path)!r} holds x{tuple(x.shape)} and {len(y)} labels in "
+                          f"[{y.min() if len(y) else '-'}, {y.max() if len(y) else '-'}]; the course expects "
+                          f"{num_features} features per example and labels in [0, {num_classes - 1}]")
+    return _client(Dataset(x, y), cfg.test_fraction, np.random.default_rng([seed, 0xDA7A, index]))
 
 
 def _client(data: Dataset, test_fraction: float, rng: np.random.Generator) -> ClientData:

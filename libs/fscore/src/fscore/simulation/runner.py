@@ -18,7 +18,7 @@ from fscore.communicator import Communicator, DecodeCache
 from fscore.config import CourseConfig
 from fscore.coordinator import Coordinator, Evaluation
 from fscore.course import CourseBuilder, participant_address
-from fscore.deployment import publish_manifest
+from fscore.deployment import publish_finished, publish_manifest
 from fscore.driver import pump
 from fscore.errors import CourseStalled
 from fscore.flowgraph import check_course
@@ -84,6 +84,8 @@ def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, prog
         "dead_lettered": coord_comm.dead_lettered + sum(c.dead_lettered for c in comms),
         "records": {t: embedded.end_offset(t) for t in (topics.coordinator, topics.broadcast)},
     }
+    publish_finished(embedded, topics, builder.catalog, config.course_id, summary["finish_reason"], summary["rounds"],
+                     summary["model_sha256"])
     writer.summary(summary)
     log.info("summary", **{k: v for k, v in summary.items() if k != "records"})
     return CourseResult(summary, writer.rows, coordinator, participants, embedded)
