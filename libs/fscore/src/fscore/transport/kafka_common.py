@@ -148,5 +148,8 @@ def make_kafka_transport(config: KafkaConfig) -> KafkaTransport:
         return KafkaTransport(KafkaPythonClient(config), config)
     except TransportError:
         raise
+    except ImportError as exc:
+        raise TransportError(f"the {config.client} client is not installed ({exc}); "
+                             "install fscope-core[kafka]") from exc
     except Exception as exc:  # client libraries raise their own types at construction
         raise TransportError(f"cannot connect the {config.client} client to {config.bootstrap_servers}: {exc}") from exc
