@@ -68,3 +68,23 @@ def test_an_undecodable_recorded_model_fails_verification_naming_the_record(cour
     where = f"record fscope.replayed.broadcast/0/{offset} cannot be decoded"
     assert any(m.startswith(where) for m in report.mismatches)
     assert any("evaluate of round 1, which the log does not record" in m for m in report.mismatches)
+
+
+def test_a_model_sent_twice_after_a_restart_verifies_but_a_different_second_one_fails(course):
+    broadcast = course.log._partitions["fscope.replayed.broadcast"][0]
+    offset = broadcast_offset(course, "model_parameters", 1)
+    original = list(broadcast)
+    try:
+        course.log.publish("fscope.replayed.broadcast", broadcast[offset].value)  # what a restarted coordinator does
+        report = replay_course(course.log, "replayed")
+        assert report.verified, report.mismatches
+        assert report.resent == [f"fscope.replayed.broadcast/0/{len(original)}"]
+        value = broadcast[offset].value
+        course.log.publish("fscope.replayed.broadcast", value[:-10] + bytes([value[-10] ^ 1]) + value[-9:])
+        report = replay_course(course.log, "replayed")
+        assert not report.verified
+        assert report.mismatches == [f"record fscope.replayed.broadcast/0/{len(original) + 1}: a second "
+                                     f"model_parameters of round 1 with another model than the first "
+                                     f"(fscope.replayed.broadcast/0/{offset})"]
+    finally:
+        broadcast[:] = original

@@ -101,6 +101,9 @@ def _replay(args: argparse.Namespace) -> int:
     print(f"replayed {report.inbox_records} inbox records of course {report.course} "
           f"({report.rejected} rejected, {report.undecodable} undecodable, as in the live run)")
     print(f"checked {report.checked} models against the log; final model sha256 {report.final_sha256}")
+    if report.resent:
+        print(f"{len(report.resent)} identical model(s) sent again after a coordinator restart: "
+              f"{', '.join(report.resent)}")
     for mismatch in report.mismatches:
         print(f"MISMATCH: {mismatch}", file=sys.stderr)
     if args.output:

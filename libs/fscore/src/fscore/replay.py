@@ -56,6 +56,7 @@ class ReplayReport:
     undecodable: int = 0
     checked: int = 0
     mismatches: list[str] = field(default_factory=list)
+    resent: list[str] = field(default_factory=list)  # identical models sent again by a restarted coordinator
     history: list[dict[str, Any]] = field(default_factory=list)
     final_sha256: str = ""
 
@@ -175,11 +176,15 @@ def _compare(report: ReplayReport, replayed: list[RecordedModel], recorded: list
     ours = {(m.type, m.round): m for m in replayed}
     theirs: dict[tuple[str, int], RecordedModel] = {}
     for m in recorded:
-        if (m.type, m.round) in theirs:
-            report.mismatches.append(f"record {m.where}: a second {m.type} of round {m.round} (the first is "
-                                     f"{theirs[(m.type, m.round)].where})")
+        first = theirs.setdefault((m.type, m.round), m)
+        if first is m:
+            continue
+        if first.sha256 == m.sha256:
+            # A coordinator killed after sending but before committing sends again when it restarts.
+            report.resent.append(m.where)
         else:
-            theirs[(m.type, m.round)] = m
+            report.mismatches.append(f"record {m.where}: a second {m.type} of round {m.round} with another model "
+                                     f"than the first ({first.where})")
     for key in sorted(ours.keys() | theirs.keys(), key=lambda k: (k[1], _STEP[k[0]])):
         mine, logged = ours.get(key), theirs.get(key)
         if logged is None:

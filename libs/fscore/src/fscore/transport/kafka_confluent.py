@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -16,9 +16,12 @@ from fscore.transport.base import Record, TopicSpec
 from fscore.transport.kafka_common import KafkaClient, RawConsumer
 
 log = structlog.get_logger("fscore.transport.confluent")
+T = TypeVar("T")
 
-_NO_LEADER_YET = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-                            KafkaError.UNKNOWN_TOPIC_OR_PART})
+_TRANSIENT = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                        KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.NOT_COORDINATOR,
+                        KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
+                        KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT, KafkaError._TRANSPORT})
 
 # Consumer errors that retrying cannot cure; every other error event is transient and librdkafka recovers from it.
 _PERMANENT = frozenset({
@@ -95,28 +98,17 @@ class ConfluentClient(KafkaClient):
 
     def end_offsets(self, topic: str, partitions: int) -> dict[int, int]:
         probe = Consumer({**self._base, "group.id": "fscope-watermarks", "enable.auto.commit": False})
-        deadline = time.monotonic() + 30
         try:
-            while True:
-                try:
-                    return {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                            for p in range(partitions)}
-                except KafkaException as exc:
-                    # A topic created a moment ago may not have a leader yet: that passes.
-                    err = exc.args[0]
-                    transient = err.retriable() or err.code() in _NO_LEADER_YET
-                    if not transient or time.monotonic() > deadline:
-                        raise TransportError(f"cannot read the end offsets of {topic!r}: {exc}") from exc
-                    time.sleep(0.2)
+            return _retrying(lambda: {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                                      for p in range(partitions)}, f"reading the end offsets of {topic!r}")
         finally:
             probe.close()
 
     def committed(self, group: str, topic: str, partition: int) -> int:
         probe = Consumer({**self._base, "group.id": group, "enable.auto.commit": False})
         try:
-            offset = probe.committed([TopicPartition(topic, partition)], timeout=30)[0].offset
-        except KafkaException as exc:
-            raise TransportError(f"cannot read {group!r}'s committed offset on {topic!r}: {exc}") from exc
+            offset = _retrying(lambda: probe.committed([TopicPartition(topic, partition)], timeout=10)[0].offset,
+                               f"reading {group!r}'s committed offset on {topic!r}")
         finally:
             probe.close()
         return max(offset, 0)  # librdkafka says OFFSET_INVALID (-1001) when there is none
@@ -126,6 +118,25 @@ class ConfluentClient(KafkaClient):
 
     def close(self) -> None:
         self._producer.flush(30)
+
+
+def _retrying(call: Callable[[], T], what: str, seconds: float = 60.0) -> T:
+    """``call()``, retried while the broker answers with a transient error.
+
+    A broker that has just started is still loading its group coordinator (NOT_COORDINATOR,
+    COORDINATOR_LOAD_IN_PROGRESS), and a topic created a moment ago may not have a leader yet.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            err = exc.args[0]
+            transient = not err.fatal() and (err.retriable() or err.code() in _TRANSIENT)
+            if not transient or time.monotonic() > deadline:
+                raise TransportError(f"{what} failed: {err}") from exc
+            log.info("kafka_transient_error_retrying", operation=what, error=str(err))
+            time.sleep(0.2)
 
 
 class _ConfluentConsumer(RawConsumer):
@@ -150,7 +161,8 @@ class _ConfluentConsumer(RawConsumer):
         return out
 
     def commit(self, topic: str, partition: int, next_offset: int) -> None:
-        self._consumer.commit(offsets=[TopicPartition(topic, partition, next_offset)], asynchronous=False)
+        _retrying(lambda: self._consumer.commit(offsets=[TopicPartition(topic, partition, next_offset)],
+                                                asynchronous=False), f"committing {topic}[{partition}]@{next_offset}")
 
     def close(self) -> None:
         self._consumer.close()
