@@ -36,3 +36,13 @@ def test_a_missing_or_misshapen_local_file_is_a_config_error_naming_it(tmp_path,
     write_shard(tmp_path / "shard-2.npz", 20, classes=40)
     with pytest.raises(ConfigError, match=r"labels in \[0, 9\]"):
         CourseBuilder(config).participant_data(2)
+
+
+def test_a_participant_built_alone_keeps_only_its_shard_of_the_split(example_config):
+    config = load_config(example_config)
+    alone = CourseBuilder(config)
+    data = alone.participant(3, Outbox(), alone=True).data
+    assert "federation" not in alone.__dict__  # nothing holds the other participants' examples
+    everyone = CourseBuilder(config).federation.clients[3]
+    np.testing.assert_array_equal(data.train.x, everyone.train.x)
+    np.testing.assert_array_equal(data.test.y, everyone.test.y)

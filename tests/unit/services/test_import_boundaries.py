@@ -28,7 +28,7 @@ def test_coordinator_entry_point_describes_its_handlers(example_config):
     assert "condition:all_received -> Coordinator.aggregate_round emits [evaluate]" in proc.stdout
 
 
-def test_participant_entry_point_loads_only_its_shard(example_config):
+def test_participant_entry_point_describes_its_shard(example_config):
     proc = subprocess.run([sys.executable, "-m", "fscope_participant.main", "describe", str(example_config),
                            "--index", "3"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

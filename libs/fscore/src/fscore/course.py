@@ -58,6 +58,9 @@ class CourseBuilder:
 
     @cached_property
     def federation(self) -> Federation:
+        return self._build_federation()
+
+    def _build_federation(self) -> Federation:
         from fscore.data.federation import build_federation
 
         try:
@@ -95,19 +98,25 @@ class CourseBuilder:
         return self._customise(worker)
 
     def participant(self, index: int, outbox: Outbox, *, trainer: Trainer | None = None,
-                    profile: DeviceProfile | None = None, incarnation: str = "0") -> Participant:
+                    profile: DeviceProfile | None = None, incarnation: str = "0", alone: bool = False
+                    ) -> Participant:
+        """Participant ``index``. ``alone``: the only worker of this process, which then keeps only its own data."""
         c = self.config
         sim = c.simulation
         worker = Participant(participant_address(index), c.course_id, self.catalog, outbox,
-                             trainer=trainer or self.trainer(index), data=self.participant_data(index),
+                             trainer=trainer or self.trainer(index), data=self.participant_data(index, alone=alone),
                              profile=profile or DeviceProfile(sim.compute_s_per_sample, sim.bandwidth_bytes_per_s),
                              incarnation=incarnation)
         return self._customise(worker)
 
-    def participant_data(self, index: int) -> ClientData:
-        """Participant ``index``'s examples: its own file when ``data.local_path`` is set, else its shard."""
+    def participant_data(self, index: int, *, alone: bool = False) -> ClientData:
+        """Participant ``index``'s examples: its own file when ``data.local_path`` is set, else its shard.
+
+        ``alone``: recompute the split from the seed and keep only this shard, so a participant
+        process holds no other participant's examples. A standalone run shares one split instead.
+        """
         if self.config.data.local_path is None:
-            return self.federation.clients[index]
+            return (self._build_federation() if alone else self.federation).clients[index]
         from fscore.data.federation import load_local_shard
 
         spec = self.model_spec  # the layout comes from the config, so the course's dataset is never loaded

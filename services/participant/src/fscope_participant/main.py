@@ -46,7 +46,7 @@ log = structlog.get_logger("fscope.participant")
 def build_participant(config_path: Path, index: int, overrides: list[str]) -> Participant:
     config = service_config(str(config_path), overrides)
     _check_index(config, index)
-    return CourseBuilder(config).participant(index, Outbox())
+    return CourseBuilder(config).participant(index, Outbox(), alone=True)
 
 
 def _check_index(config: CourseConfig, index: int) -> None:
@@ -68,7 +68,7 @@ def run(config: CourseConfig, index: int) -> int:
         transport.close()
         return EXIT_OK
     communicator = Communicator(transport, builder.topics, builder.catalog, address)
-    participant = builder.participant(index, communicator, incarnation=new_incarnation())
+    participant = builder.participant(index, communicator, incarnation=new_incarnation(), alone=True)
     communicator.subscribe(PARTICIPANT)
     log.info("serving", course=config.course_id, participant=address, train=len(participant.data.train),
              test=len(participant.data.test))
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fscope-participant: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "describe":
-        participant = CourseBuilder(config).participant(index, Outbox())
+        participant = CourseBuilder(config).participant(index, Outbox(), alone=True)
         print(f"{participant.address}: {len(participant.data.train)} train / {len(participant.data.test)} test "
               f"examples, backend {participant.trainer.backend}")
         for line in participant.handlers.describe():
