@@ -52,6 +52,7 @@ class Communicator:
         self.address = address
         self._cache = cache
         self._consumer: Consumer | None = None
+        self._done: dict[tuple[str, int], Record] = {}  # per partition, the last record finished with
         self.dead_lettered = 0
 
     # -- sending --------------------------------------------------------------------------
@@ -90,18 +91,31 @@ class Communicator:
                 message = self._decode(record)
             except DecodeError as exc:
                 self.dead_letter(record, str(exc))
-                self._consumer.commit(record)
+                self.done(record)
                 continue
             if message is None:
-                self._consumer.commit(record)
+                self.done(record)
                 continue
             yield Delivery(message, record)
 
-    def commit(self, delivery: Delivery) -> None:
-        """Commit after the messages this delivery caused are durable, so a crash never loses an output."""
+    def done(self, record: Record) -> None:
+        """``record`` is fully handled; :meth:`commit` will commit it."""
+        self._done[(record.topic, record.partition)] = record
+
+    def commit(self) -> None:
+        """Commit what is done, once what handling it sent is durable, so a crash never loses an output.
+
+        Called once per polled batch: one flush and one commit per partition, not one per message.
+        A crash before it means the batch is handled again, which handlers tolerate (duplicate ids
+        are ignored, and the coordinator rejects a second update for a round).
+        """
+        if not self._done:
+            return
         self.transport.flush()
+        done, self._done = self._done, {}
         if self._consumer is not None:
-            self._consumer.commit(delivery.record)
+            for record in done.values():
+                self._consumer.commit(record)
 
     def _decode(self, record: Record) -> Message | None:
         cached = self._cache.get(record) if self._cache is not None else None

@@ -1,7 +1,8 @@
 """The consumer loop every worker runs, standalone or as a service.
 
-Each delivered message is handled, and only then committed; a message the worker rejects goes to
-the dead-letter topic with the reason and the loop carries on (faust's acknowledge-then-commit).
+Each delivered message is handled, and only then committed: after each polled batch, once what the
+batch's handlers sent is durable. A message the worker rejects goes to the dead-letter topic with the
+reason and the loop carries on (faust's acknowledge-then-commit).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def pump(worker: BaseWorker, communicator: Communicator, *, max_records: int = 5
             worker.handle(delivery.message)
         except RejectedMessage as exc:
             communicator.dead_letter(delivery.record, str(exc))
-        communicator.commit(delivery)
+        communicator.done(delivery.record)
         handled += 1
+    communicator.commit()
     return handled
