@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from fscore.message import Message
-from fscore.worker import Outbox
+from fscore.replay import Capture
 
 
-class ListOutbox(Outbox):
-    def __init__(self) -> None:
-        self.sent: list[Message] = []
-
-    def send(self, message: Message) -> int:
-        self.sent.append(message)
-        return 0
-
+class ListOutbox(Capture):
     def of_type(self, type_name: str) -> list[Message]:
         return [m for m in self.sent if m.type == type_name]
