@@ -7,6 +7,7 @@ confluent-kafka and kafka-python behave the same and pass the same conformance s
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -48,6 +49,10 @@ class KafkaClient(ABC):
     def partitions(self, topic: str) -> int: ...
 
     @abstractmethod
+    def leaders_ready(self, topic: str, partitions: int) -> bool:
+        """Whether the broker serves every partition of ``topic`` (each has a leader)."""
+
+    @abstractmethod
     def end_offsets(self, topic: str, partitions: int) -> dict[int, int]: ...
 
     @abstractmethod
@@ -73,7 +78,19 @@ class KafkaTransport(Transport):
         return count
 
     def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create what is missing, then wait until the broker serves every partition.
+
+        Producing to a partition the broker has not applied yet can lose records even with an
+        idempotent producer: a first request fails NOT_LEADER_OR_FOLLOWER, a later one is appended,
+        and the retry of the first is then out of sequence (KAFKA-15591).
+        """
         self.client.create_topics(specs, self.config.replication_factor)
+        deadline = time.monotonic() + 60
+        for spec in specs:
+            while not self.client.leaders_ready(spec.name, spec.partitions):
+                if time.monotonic() > deadline:
+                    raise TransportError(f"topic {spec.name!r} has partitions without a leader after 60 s")
+                time.sleep(0.1)
 
     def publish(self, topic: str, value: bytes, *, key: bytes | None = None,
                 headers: Sequence[tuple[str, bytes]] = ()) -> None:

@@ -113,6 +113,14 @@ class ConfluentClient(KafkaClient):
             probe.close()
         return max(offset, 0)  # librdkafka says OFFSET_INVALID (-1001) when there is none
 
+    def leaders_ready(self, topic: str, partitions: int) -> bool:
+        try:
+            meta = self._admin.list_topics(topic, timeout=10).topics.get(topic)
+        except KafkaException:
+            return False
+        return (meta is not None and meta.error is None and len(meta.partitions) >= partitions
+                and all(p.leader >= 0 and p.error is None for p in meta.partitions.values()))
+
     def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer:
         return _ConfluentConsumer(self._base, group, assignment)
 

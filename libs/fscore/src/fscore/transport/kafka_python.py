@@ -89,6 +89,15 @@ class KafkaPythonClient(KafkaClient):
             probe.close()
         return offset or 0
 
+    def leaders_ready(self, topic: str, partitions: int) -> bool:
+        try:
+            (described,) = self._admin.describe_topics([topic])
+        except KafkaError:
+            return False
+        parts = described.get("partitions") or []
+        return (described.get("error_code") == 0 and len(parts) >= partitions
+                and all(p["error_code"] == 0 and p["leader_id"] >= 0 for p in parts))
+
     def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer:
         return _KafkaPythonConsumer(self._base, group, assignment)
 
