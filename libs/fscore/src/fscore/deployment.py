@@ -35,7 +35,7 @@ EXIT_STOPPED = 4  # stopped by a signal before the course finished; it can be st
 
 
 class StopFlag:
-    """Set by SIGTERM or SIGINT; the loop finishes the message in hand, commits, and exits."""
+    """Set by SIGTERM or SIGINT; the loop finishes the batch in hand, commits it, and exits."""
 
     def __init__(self) -> None:
         self.stopped = False
@@ -52,17 +52,12 @@ def new_incarnation() -> str:
 
 
 def serve(worker: BaseWorker, communicator: Communicator, *, done: Callable[[], bool], poll_timeout: float,
-          stop: StopFlag, idle_timeout: float | None = None) -> int:
+          stop: StopFlag) -> int:
     """Pump ``worker`` until ``done()``; returns an exit code."""
-    last_progress = time.monotonic()
     while not done():
         if stop.stopped:
             return EXIT_STOPPED
-        if pump(worker, communicator, timeout=poll_timeout):
-            last_progress = time.monotonic()
-        elif idle_timeout is not None and time.monotonic() - last_progress > idle_timeout:
-            log.error("idle_timeout", worker=worker.address, seconds=idle_timeout)
-            return EXIT_ERROR
+        pump(worker, communicator, timeout=poll_timeout)
     communicator.transport.flush()
     return EXIT_OK
 
