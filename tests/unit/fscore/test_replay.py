@@ -67,7 +67,8 @@ def test_an_undecodable_recorded_model_fails_verification_naming_the_record(cour
     assert not report.verified
     where = f"record fscope.replayed.broadcast/0/{offset} cannot be decoded"
     assert any(m.startswith(where) for m in report.mismatches)
-    assert any("evaluate of round 1, which the log does not record" in m for m in report.mismatches)
+    assert any("evaluate of round 1 to participant-00000, participant-00001, participant-00002, which the log "
+               "does not record" in m for m in report.mismatches)
 
 
 def test_a_model_sent_twice_after_a_restart_verifies_but_a_different_second_one_fails(course):
@@ -84,7 +85,8 @@ def test_a_model_sent_twice_after_a_restart_verifies_but_a_different_second_one_
         report = replay_course(course.log, "replayed")
         assert not report.verified
         assert report.mismatches == [f"record fscope.replayed.broadcast/0/{len(original) + 1}: a second "
-                                     f"model_parameters of round 1 with another model than the first "
+                                     f"model_parameters of round 1 to participant-00000, participant-00001, "
+                                     f"participant-00002 with another model than the first "
                                      f"(fscope.replayed.broadcast/0/{offset})"]
     finally:
         broadcast[:] = original

@@ -25,7 +25,7 @@ def test_coordinator_entry_point_describes_its_handlers(example_config):
     proc = subprocess.run([sys.executable, "-m", "fscope_coordinator.main", "describe", str(example_config)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "condition:all_received -> Coordinator.aggregate_round emits [evaluate]" in proc.stdout
+    assert "condition:all_received -> Coordinator.aggregate emits [evaluate, model_parameters]" in proc.stdout
 
 
 def test_participant_entry_point_describes_its_shard(example_config):

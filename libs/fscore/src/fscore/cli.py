@@ -1,4 +1,5 @@
-"""The ``fscope`` command: run a course standalone, check its message flow, create its topics, replay it."""
+"""The ``fscope`` command: run a course standalone, check its message flow, create its topics, replay it,
+report on runs."""
 
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     replay.add_argument("--log-json", action="store_true")
 
+    report = sub.add_parser("report", help="figures of one or more runs (PNG and a self-contained HTML page)")
+    report.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="directories with summary.json")
+    report.add_argument("--output", type=Path, default=Path("runs/report"))
+    report.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    report.add_argument("--log-json", action="store_true")
+
     topics = sub.add_parser("topics", help="create a course's Kafka topics (the coordinator also does this)")
     topics.add_argument("action", choices=["create"])
     course_args(topics)
@@ -54,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "replay":
             return _replay(args)
+        if args.command == "report":
+            return _report(args)
         from fscore.config import load_config
 
         config = load_config(args.config, args.overrides)
@@ -113,6 +122,14 @@ def _replay(args: argparse.Namespace) -> int:
         return 1
     if args.verify:
         print("verification passed: every aggregated model matches the recorded broadcast")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from fscore.report import write_report
+
+    page = write_report(args.runs, args.output)
+    print(f"wrote {page} and {', '.join(sorted(p.name for p in args.output.glob('*.png')))} in {args.output}")
     return 0
 
 

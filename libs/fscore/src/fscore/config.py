@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -56,6 +58,7 @@ class TrainerConfig(_Strict):
 
 class AggregatorConfig(_Strict):
     name: str = "fedavg"
+    server_lr: float = Field(1.0, gt=0, description="step size of the averaged update (1: plain FedAvg)")
 
     @model_validator(mode="after")
     def _known(self) -> AggregatorConfig:
@@ -71,14 +74,107 @@ class EvaluationConfig(_Strict):
     patience: int = Field(0, ge=0, description="stop after this many evaluations without improvement; 0 = never")
     min_delta: float = Field(0.0, ge=0)
     metric: Literal["accuracy", "loss"] = "accuracy"
+    target: float | None = Field(None, description="the metric value time-to-target is measured to (held-out "
+                                                    "if the coordinator has a held-out set)")
+    stop_at_target: bool = Field(False, description="finish the course once the target is reached")
+    participants: bool | None = Field(None, description=(
+        "whether rounds end with every participant evaluating the model on its test split while the coordinator "
+        "waits (costing virtual time); default: only when the trigger is all_received"))
+
+    @model_validator(mode="after")
+    def _target_given(self) -> EvaluationConfig:
+        if self.stop_at_target and self.target is None:
+            raise ValueError("stop_at_target needs evaluation.target")
+        return self
 
 
 class SimulationConfig(_Strict):
-    """Virtual-time costs of the default device (FedScale-style: compute seconds per sample, bandwidth)."""
+    """Virtual-time costs of the participants' devices (FedScale-style: compute seconds per sample, bandwidth).
 
-    compute_s_per_sample: float = Field(0.001, ge=0)
-    bandwidth_bytes_per_s: float = Field(1.25e6, gt=0)
+    ``devices: uniform`` gives every participant the median device; ``heavy_tailed`` draws each
+    participant's compute and bandwidth from log-normals around the medians (docs/architecture.md,
+    "Time"); ``file`` reads one profile per participant from ``device_file``.
+    """
+
+    devices: Literal["uniform", "heavy_tailed", "file"] = "uniform"
+    compute_s_per_sample: float = Field(0.001, ge=0, description="the median device's compute seconds per sample")
+    bandwidth_bytes_per_s: float = Field(1.25e6, gt=0, description="the median device's bandwidth")
+    compute_sigma: float = Field(1.0, ge=0, description="heavy_tailed: log-normal sigma of compute time")
+    bandwidth_sigma: float = Field(1.0, ge=0, description="heavy_tailed: log-normal sigma of bandwidth")
+    device_file: Path | None = Field(None, description="file: a JSON list or CSV of per-participant profiles")
+    pace: float = Field(0.0, ge=0, description=(
+        "deployment only: a participant sleeps pace x its virtual compute and transfer time before replying, "
+        "so slow devices are slow on the wall clock too"))
     progress: bool = True
+
+    @model_validator(mode="after")
+    def _file_given(self) -> SimulationConfig:
+        if self.devices == "file" and self.device_file is None:
+            raise ValueError("devices: file needs simulation.device_file")
+        return self
+
+
+STRATEGY_NAMES = ("sync_vanilla", "sync_os", "async_goal_aggr_unif", "async_goal_rece_unif",
+                  "async_time_aggr_unif", "async_goal_aggr_group", "custom")
+
+#: The paper's named strategies (§5.3.1): Async-<event>-<broadcast manner>-<sampler>. Keys left unset in a
+#: strategy config take the preset's value; keys set explicitly win.
+STRATEGY_PRESETS: dict[str, dict[str, Any]] = {
+    "sync_vanilla": {"trigger": "all_received", "broadcast": "after_aggregating", "sampler": "uniform",
+                     "staleness_toleration": 0},
+    "sync_os": {"trigger": "goal_achieved", "broadcast": "after_aggregating", "sampler": "uniform",
+                "staleness_toleration": 0, "overselection": 1.3},
+    "async_goal_aggr_unif": {"trigger": "goal_achieved", "broadcast": "after_aggregating", "sampler": "uniform"},
+    "async_goal_rece_unif": {"trigger": "goal_achieved", "broadcast": "after_receiving", "sampler": "uniform"},
+    "async_time_aggr_unif": {"trigger": "time_up", "broadcast": "after_aggregating", "sampler": "uniform"},
+    "async_goal_aggr_group": {"trigger": "goal_achieved", "broadcast": "after_aggregating", "sampler": "group"},
+    "custom": {},
+}
+_STRATEGY_DEFAULTS: dict[str, Any] = {"trigger": "all_received", "broadcast": "after_aggregating",
+                                      "sampler": "uniform", "staleness_toleration": 10, "overselection": 1.0}
+
+
+class StrategyConfig(_Strict):
+    """How the coordinator triggers aggregation, broadcasts and samples (paper §3.3).
+
+    ``sample_size`` (top level) is the concurrency: how many participants train at once. Sync
+    strategies (toleration 0, after_aggregating) send each round's model to a fresh cohort of
+    ceil(sample_size x overselection) idle participants; async ones keep sample_size participants busy.
+    """
+
+    name: Literal["sync_vanilla", "sync_os", "async_goal_aggr_unif", "async_goal_rece_unif",
+                  "async_time_aggr_unif", "async_goal_aggr_group", "custom"] = "sync_vanilla"
+    trigger: Literal["all_received", "goal_achieved", "time_up"] | None = None
+    broadcast: Literal["after_aggregating", "after_receiving"] | None = None
+    sampler: str | None = Field(None, description="uniform | responsiveness | group, or a registered sampler")
+    min_received: int | None = Field(None, ge=1, description="goal_achieved: aggregate once this many updates "
+                                                             "are buffered (default: half the sample size)")
+    min_received_rate: float | None = Field(None, gt=0, le=1, description="goal_achieved: k as a share of the "
+                                                                          "sample size")
+    time_budget_s: float | None = Field(None, gt=0, description="time_up: seconds per round (virtual in "
+                                                                "simulation, wall-clock in deployment)")
+    overselection: float | None = Field(None, ge=1.0, description="sync_os: sample this many times the sample "
+                                                                  "size, aggregate the first sample_size")
+    staleness_toleration: int | None = Field(None, ge=0, description="drop updates staler than this many rounds")
+    staleness_discount: Literal["polynomial", "constant", "hinge"] = "polynomial"
+    discount_exponent: float = Field(0.5, ge=0, description="polynomial: weight (1+s)^-a; hinge: the slope a")
+    discount_hinge: int = Field(4, ge=0, description="hinge: staleness up to this is not discounted")
+    groups: int = Field(5, ge=1, description="group sampler: number of responsiveness bins")
+
+    @model_validator(mode="after")
+    def _known_sampler(self) -> StrategyConfig:
+        from fscore.samplers import sampler_names
+
+        if self.sampler is not None and self.sampler not in sampler_names():
+            raise ValueError(f"strategy.sampler: unknown sampler {self.sampler!r}; known: {', '.join(sampler_names())}")
+        return self
+
+    def setting(self, key: str) -> Any:
+        """The effective value of ``key``: explicit, else the preset's, else the default."""
+        explicit = getattr(self, key)
+        if explicit is not None:
+            return explicit
+        return STRATEGY_PRESETS[self.name].get(key, _STRATEGY_DEFAULTS.get(key))
 
 
 class KafkaConfig(_Strict):
@@ -151,6 +247,7 @@ class CourseConfig(_Strict):
     aggregator: AggregatorConfig = AggregatorConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     simulation: SimulationConfig = SimulationConfig()
+    strategy: StrategyConfig = StrategyConfig()
     transport: TransportConfig = TransportConfig()
     message_types: list[MessageTypeConfig] = Field(default_factory=list)
     conditions: list[ConditionConfig] = Field(default_factory=list)
@@ -160,6 +257,7 @@ class CourseConfig(_Strict):
     def _consistent(self) -> CourseConfig:
         if self.sample_size is not None and self.sample_size > self.participants:
             raise ValueError(f"sample_size ({self.sample_size}) exceeds participants ({self.participants})")
+        _check_strategy(self.strategy, self.sample_size or self.participants, self.participants)
         return self
 
     def config_hash(self) -> str:
@@ -168,11 +266,32 @@ class CourseConfig(_Strict):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _check_strategy(strategy: StrategyConfig, sample_size: int, participants: int) -> None:
+    """Refuse, before the course starts, a strategy that cannot work; the message names the key."""
+    trigger = strategy.setting("trigger")
+    if trigger == "goal_achieved" and strategy.min_received is not None and strategy.min_received > sample_size:
+        raise ValueError(f"strategy.min_received: goal_achieved waits for {strategy.min_received} updates, but only "
+                         f"sample_size={sample_size} participants train at once, so the goal is never achieved")
+    if trigger == "time_up" and strategy.setting("time_budget_s") is None:
+        raise ValueError(f"strategy.time_budget_s: strategy {strategy.name} (trigger time_up) needs a time budget "
+                         "in seconds")
+    cohort = math.ceil(sample_size * strategy.setting("overselection"))
+    if cohort > participants:
+        raise ValueError(f"strategy.overselection: {strategy.setting('overselection')} x sample_size {sample_size} "
+                         f"asks for {cohort} participants, but the course has {participants}")
+    if strategy.setting("broadcast") == "after_receiving" and strategy.setting("staleness_toleration") == 0:
+        raise ValueError("strategy.staleness_toleration: after_receiving broadcasts while others still train, so "
+                         "a toleration of 0 would drop nearly every update; use after_aggregating or toleration >= 1")
+
+
 def _format_errors(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "<config>"
         msg = err["msg"].removeprefix("Value error, ")
+        named = re.match(r"^([\w.]+): ", msg)
+        if named and (key == "<config>" or named.group(1).startswith(key + ".")):  # a check naming its own key
+            key, msg = named.group(1), msg[named.end():]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (misspelled?)"
         elif "password" in key:
@@ -248,3 +367,6 @@ def _resolve_paths(config: CourseConfig, base: Path) -> None:
         if not resolved.is_file():
             raise ConfigError(f"message_types[{mt.name}].schema_file: file {str(resolved)!r} not found")
         object.__setattr__(mt, "schema_file", resolved)
+    device_file = config.simulation.device_file
+    if device_file is not None and not device_file.is_absolute():
+        object.__setattr__(config.simulation, "device_file", base / device_file)

@@ -1,13 +1,21 @@
-"""The coordinator (FL server) and its default handlers: a FedAvg course as <event, handler> pairs.
+"""The coordinator (FL server) and its default handlers: sync and async courses as <event, handler> pairs.
 
-    message:join_in          -> on_join_in            emits assign_id
-    condition:all_joined_in  -> begin_round           emits model_parameters
-    message:model_update     -> on_model_update       (validates and stores)
-    condition:all_received   -> aggregate_round       emits evaluate
-    message:metrics          -> on_metrics            (stores)
-    condition:all_evaluated  -> record_evaluation
-    condition:max_rounds_reached, condition:early_stopped -> finish_course   emits finish
-    condition:next_round_due -> begin_round           emits model_parameters
+    message:join_in            -> on_join_in         emits assign_id
+    condition:all_joined_in    -> begin_training     emits model_parameters, alarm
+    message:model_update       -> on_model_update    (validates; buffers, or drops if too stale)
+    message:alarm              -> on_alarm           (the time_up timer rang)
+    condition:all_received     -> aggregate          emits evaluate, model_parameters, alarm
+    condition:goal_achieved    -> aggregate
+    condition:time_up          -> aggregate
+    message:metrics            -> on_metrics         (stores)
+    condition:all_evaluated    -> record_evaluation
+    condition:max_rounds_reached, early_stopped, target_reached -> finish_course   emits finish
+    condition:next_round_due   -> next_round         emits model_parameters, alarm
+    condition:participant_idle -> dispatch           emits model_parameters   (after_receiving)
+
+Which trigger, broadcast manner, sampler and staleness toleration apply is the course's
+:class:`~fscore.strategy.Strategy` (paper §3.3); the conditions read it, so Sync-vanilla,
+Sync-OS and the async strategies are the same handlers with different settings.
 
 Works on numpy arrays decoded from the wire and imports no ML framework.
 """
@@ -23,9 +31,11 @@ import structlog
 
 from fscore.aggregators.base import Aggregator, ClientUpdate
 from fscore.conditions import Condition
+from fscore.config import StrategyConfig
 from fscore.errors import RejectedMessage
 from fscore.events import on_condition, on_message
 from fscore.message import (
+    ALARM,
     ASSIGN_ID,
     COORDINATOR,
     EVALUATE,
@@ -38,6 +48,7 @@ from fscore.message import (
     MessageCatalog,
 )
 from fscore.samplers import Sampler
+from fscore.strategy import Strategy
 from fscore.worker import BaseWorker, Outbox
 
 log = structlog.get_logger("fscore.coordinator")
@@ -52,6 +63,8 @@ class CoursePlan:
     patience: int = 0
     min_delta: float = 0.0
     metric: str = "accuracy"
+    target: float | None = None  # the metric value time-to-target is measured against
+    stop_at_target: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,17 @@ class Evaluation:
     aggregated: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Aggregation:
+    """One aggregation: who contributed at which staleness, and which updates were dropped since the last one."""
+
+    round: int  # the model version it produced
+    virtual_time: float
+    senders: tuple[str, ...]
+    staleness: tuple[int, ...]
+    dropped: tuple[tuple[str, int], ...] = ()  # (sender, staleness) of updates over the toleration
+
+
 class Evaluator(Protocol):
     """Evaluates the global model on the coordinator's held-out set; optional, and framework-specific."""
 
@@ -80,15 +104,24 @@ class Evaluator(Protocol):
 @dataclass
 class CoordinatorState:
     phase: str = "joining"  # joining -> training <-> evaluating/round_done -> finished
-    round: int = 0
+    round: int = 0  # the global model's version: how many aggregations produced it
     participants: dict[str, ParticipantInfo] = field(default_factory=dict)
-    sampled: tuple[str, ...] = ()
-    updates: dict[str, ClientUpdate] = field(default_factory=dict)
+    busy: dict[str, int] = field(default_factory=dict)  # address -> round of the model it is training from
+    sent_at: dict[str, float] = field(default_factory=dict)  # address -> virtual time its model was sent
+    sampled: tuple[str, ...] = ()  # the latest dispatch
+    updates: list[ClientUpdate] = field(default_factory=list)  # the buffer of accepted updates
+    dropped: list[tuple[str, int]] = field(default_factory=list)  # (sender, staleness) since the last aggregation
+    response_times: dict[str, float] = field(default_factory=dict)  # estimated, then observed
+    budget: int = 0  # time_up: the number of the current time budget (0: none yet)
+    deadline: float | None = None  # time_up: the end of the current budget, in virtual time
+    alarm_rang: bool = False
     eval_replies: dict[str, tuple[int, dict[str, float]]] = field(default_factory=dict)
     last_aggregated: tuple[str, ...] = ()
     history: list[Evaluation] = field(default_factory=list)
+    aggregations: list[Aggregation] = field(default_factory=list)
     best: float | None = None
     evals_without_improvement: int = 0
+    target_reached: bool = False
     finish_reason: str = ""
 
 
@@ -98,14 +131,22 @@ class Coordinator(BaseWorker):
     def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox, *, plan: CoursePlan,
                  initial_params: Mapping[str, np.ndarray], aggregator: Aggregator, sampler: Sampler,
                  rng: np.random.Generator, evaluator: Evaluator | None = None,
-                 on_evaluation: Callable[[Evaluation], None] | None = None, incarnation: str = "0") -> None:
+                 on_evaluation: Callable[[Evaluation], None] | None = None,
+                 on_aggregation: Callable[[Aggregation], None] | None = None, strategy: Strategy | None = None,
+                 clock: str = "virtual", incarnation: str = "0") -> None:
         self.plan = plan
+        self.strategy = strategy or Strategy.from_config(StrategyConfig(), plan.sample_size or plan.participants)
         self.params: dict[str, np.ndarray] = dict(initial_params)
+        self.versions: dict[int, dict[str, np.ndarray]] = {0: self.params}  # models busy participants started from
         self.aggregator = aggregator
         self.sampler = sampler
         self.rng = rng
         self.evaluator = evaluator
         self.on_evaluation = on_evaluation
+        self.on_aggregation = on_aggregation
+        #: "virtual": the time_up alarm is sent at once, stamped with its deadline, and the network delivers it
+        #: in timestamp order; "wall": the service loop calls ring_alarm() when the budget has passed.
+        self.clock = clock
         self.state = CoordinatorState()
         super().__init__(address, course, catalog, outbox, incarnation)
 
@@ -114,27 +155,35 @@ class Coordinator(BaseWorker):
         return self.state.phase == "finished"
 
     def install_default_handlers(self) -> None:
-        s = self.state
-        self.add_condition(Condition.of("all_joined_in", lambda w: s.phase == "joining"
-                                        and len(s.participants) == self.plan.participants, [JOIN_IN]))
-        self.add_condition(Condition.of("all_received", lambda w: s.phase == "training"
-                                        and len(s.updates) == len(s.sampled), [MODEL_UPDATE]))
-        self.add_condition(Condition.of("all_evaluated", lambda w: s.phase == "evaluating"
-                                        and len(s.eval_replies) == len(s.participants), [METRICS]))
-        self.add_condition(Condition.of("max_rounds_reached", lambda w: s.phase == "round_done"
-                                        and s.round >= self.plan.rounds, [MODEL_UPDATE, METRICS]))
-        self.add_condition(Condition.of("early_stopped", lambda w: s.phase == "round_done" and self.plan.patience > 0
-                                        and s.evals_without_improvement >= self.plan.patience, [METRICS]))
-        self.add_condition(Condition.of("next_round_due", lambda w: s.phase == "round_done", [MODEL_UPDATE, METRICS]))
+        # What can make a condition hold; the completeness check draws its edges from this.
+        training = [MODEL_UPDATE, ALARM] if self.strategy.trigger == "time_up" else [MODEL_UPDATE]
+        after = [*training, METRICS]
+        alarm = [ALARM] if self.strategy.trigger == "time_up" else []
+        for name, check, watches in (
+            ("all_joined_in", _all_joined_in, [JOIN_IN]),
+            ("all_received", _all_received, training),
+            ("goal_achieved", _goal_achieved, training),
+            ("time_up", _time_up, training),
+            ("all_evaluated", _all_evaluated, [METRICS]),
+            ("max_rounds_reached", _max_rounds_reached, after),
+            ("early_stopped", _early_stopped, after),
+            ("target_reached", _target_reached, after),
+            ("next_round_due", _next_round_due, after),
+            ("participant_idle", _participant_idle, training),
+        ):
+            self.add_condition(Condition.of(name, check, watches))
         self.register(on_message(JOIN_IN), self.on_join_in, emits=[ASSIGN_ID])
-        self.register(on_condition("all_joined_in"), self.begin_round, emits=[MODEL_PARAMETERS])
+        self.register(on_condition("all_joined_in"), self.begin_training, emits=[MODEL_PARAMETERS, *alarm])
         self.register(on_message(MODEL_UPDATE), self.on_model_update)
-        self.register(on_condition("all_received"), self.aggregate_round, emits=[EVALUATE])
+        self.register(on_message(ALARM), self.on_alarm)
+        for trigger in ("all_received", "goal_achieved", "time_up"):
+            self.register(on_condition(trigger), self.aggregate, emits=[EVALUATE, MODEL_PARAMETERS, *alarm])
         self.register(on_message(METRICS), self.on_metrics)
         self.register(on_condition("all_evaluated"), self.record_evaluation)
-        self.register(on_condition("max_rounds_reached"), self.finish_course, emits=[FINISH])
-        self.register(on_condition("early_stopped"), self.finish_course, emits=[FINISH])
-        self.register(on_condition("next_round_due"), self.begin_round, emits=[MODEL_PARAMETERS])
+        for reason in ("max_rounds_reached", "early_stopped", "target_reached"):
+            self.register(on_condition(reason), self.finish_course, emits=[FINISH])
+        self.register(on_condition("next_round_due"), self.next_round, emits=[MODEL_PARAMETERS, *alarm])
+        self.register(on_condition("participant_idle"), self.dispatch, emits=[MODEL_PARAMETERS])
 
     # -- joining --------------------------------------------------------------------------
 
@@ -153,39 +202,111 @@ class Coordinator(BaseWorker):
             info = ParticipantInfo(msg.sender, len(s.participants), p["num_train_samples"], p["num_test_samples"],
                                    p["backend"])
             s.participants[msg.sender] = info
+            estimate = self._expected_response_time(p)
+            if estimate is not None:
+                s.response_times[msg.sender] = estimate
             log.debug("joined", course=self.course, participant=msg.sender, id=info.id)
         # A participant that joins again (e.g. after a restart) gets its id again.
         self.send(ASSIGN_ID, [msg.sender], s.round, {"participant_id": info.id, "address": msg.sender})
 
-    # -- training rounds ------------------------------------------------------------------
+    def _expected_response_time(self, join: Mapping[str, Any]) -> float | None:
+        """A first guess from the device a participant reports: one pass over its data, the model both ways."""
+        compute, bandwidth = join.get("compute_s_per_sample", 0.0), join.get("bandwidth_bytes_per_s", 0.0)
+        if bandwidth <= 0:
+            return None
+        model_bytes = sum(int(t.nbytes) for t in self.params.values())
+        return float(join["num_train_samples"] * compute + 2 * model_bytes / bandwidth)
 
-    def begin_round(self, _: Message | None = None) -> None:
+    # -- training -------------------------------------------------------------------------
+
+    def begin_training(self, _: Message | None = None) -> None:
+        self.state.phase = "training"
+        self._start_round()
+
+    def next_round(self, _: Message | None = None) -> None:
+        self.state.phase = "training"
+        self._start_round()
+
+    def _start_round(self) -> None:
+        self._send_models()
+        self._schedule_alarm()
+
+    def dispatch(self, _: Message | None = None) -> None:
+        """after_receiving: the current model goes to an idle participant as soon as another one reports."""
+        self._send_models()
+
+    def _send_models(self) -> None:
+        """Send the current model: to a fresh cohort (sync), or to enough idle participants to keep the
+        concurrency (async)."""
+        s, st = self.state, self.strategy
+        idle = [a for a in s.participants if a not in s.busy]
+        wanted = st.concurrency if st.synchronous else st.concurrency - len(s.busy)
+        if wanted <= 0 or not idle:
+            return
+        chosen = self.sampler.sample(idle, wanted, self.rng, response_times=s.response_times)
+        s.sampled = tuple(chosen)
+        for address in chosen:
+            s.busy[address] = s.round
+            s.sent_at[address] = self.now
+        log.debug("models_sent", course=self.course, round=s.round, receivers=len(chosen), busy=len(s.busy))
+        self.send(MODEL_PARAMETERS, chosen, s.round, {"tensors": self.params})
+
+    def _schedule_alarm(self) -> None:
+        s, st = self.state, self.strategy
+        if st.trigger != "time_up" or st.time_budget_s is None:
+            return
+        s.budget += 1
+        s.deadline = self.now + st.time_budget_s
+        s.alarm_rang = False
+        if self.clock == "virtual":
+            self.send(ALARM, [self.address], s.round, self._alarm_payload(), timestamp=s.deadline)
+
+    def _alarm_payload(self) -> dict[str, Any]:
+        return {"budget": self.state.budget, "deadline": self.state.deadline}
+
+    def ring_alarm(self) -> None:
+        """Wall clock: the service loop calls this when the round's budget has passed. The alarm goes
+        through the inbox, so it is ordered with the updates and a replay sees it where the live run did."""
         s = self.state
-        candidates = list(s.participants)
-        k = self.plan.sample_size or len(candidates)
-        s.sampled = tuple(self.sampler.sample(candidates, k, self.rng))
-        s.updates = {}
-        s.phase = "training"
-        log.debug("round_started", course=self.course, round=s.round, sampled=len(s.sampled))
-        self.send(MODEL_PARAMETERS, s.sampled, s.round, {"tensors": self.params})
+        if s.budget and s.phase == "training" and not s.alarm_rang:
+            self.send(ALARM, [self.address], s.round, self._alarm_payload())
+
+    def on_alarm(self, msg: Message) -> None:
+        s = self.state
+        if msg.sender != self.address:
+            raise RejectedMessage(f"alarm from {msg.sender!r}: only the coordinator sets its own timer")
+        if s.phase == "training" and msg.payload["budget"] == s.budget:
+            s.alarm_rang = True  # an alarm of an earlier budget is simply out of date
 
     def on_model_update(self, msg: Message) -> None:
-        s = self.state
+        s, st = self.state, self.strategy
         if msg.sender not in s.participants:
             raise RejectedMessage(f"model_update from unknown sender {msg.sender!r}")
-        if s.phase != "training" or msg.round != s.round:
-            raise RejectedMessage(f"model_update from {msg.sender!r} is for round {msg.round}, but the course is "
-                                  f"at round {s.round} ({s.phase})")
-        if msg.sender not in s.sampled:
-            raise RejectedMessage(f"model_update from {msg.sender!r}, which was not sampled in round {s.round}")
-        if msg.sender in s.updates:
-            raise RejectedMessage(f"second model_update from {msg.sender!r} in round {s.round} (id {msg.id})")
+        if s.phase not in ("training", "evaluating", "round_done"):
+            raise RejectedMessage(f"model_update from {msg.sender!r} for round {msg.round}, but the course is "
+                                  f"{s.phase} (round {s.round})")
+        sent = s.busy.get(msg.sender)
+        if sent is None:
+            raise RejectedMessage(f"second model_update from {msg.sender!r}, or one it was not asked for: it has no "
+                                  f"model out for training (update is for round {msg.round}, id {msg.id})")
+        if msg.round != sent:
+            raise RejectedMessage(f"model_update from {msg.sender!r} is for round {msg.round}, but it was sent the "
+                                  f"model of round {sent}")
         p = msg.payload
         self._check_tensors(msg.sender, p["tensors"])
         if p["num_samples"] <= 0:
             raise RejectedMessage(f"model_update from {msg.sender!r} has num_samples {p['num_samples']}")
-        s.updates[msg.sender] = ClientUpdate(msg.sender, p["tensors"], p["num_samples"], p["base_round"],
-                                             s.round - p["base_round"])
+        del s.busy[msg.sender]
+        s.response_times[msg.sender] = msg.timestamp - s.sent_at.pop(msg.sender, msg.timestamp)
+        staleness = s.round - msg.round
+        if staleness > st.toleration:
+            s.dropped.append((msg.sender, staleness))
+            log.debug("stale_update_dropped", course=self.course, participant=msg.sender, staleness=staleness,
+                      toleration=st.toleration)
+            return
+        s.updates.append(ClientUpdate(msg.sender, p["tensors"], p["num_samples"], msg.round, staleness,
+                                      weight=st.weight(staleness),
+                                      base=self.versions[msg.round] if staleness else None))
 
     def _check_tensors(self, sender: str, tensors: Mapping[str, np.ndarray]) -> None:
         expected = self.params
@@ -203,18 +324,36 @@ class Coordinator(BaseWorker):
                 raise RejectedMessage(f"participant {sender} sent tensor `{name}` as {got.dtype}; "
                                       f"the course expects {ref.dtype}")
 
-    def aggregate_round(self, _: Message | None = None) -> None:
-        s = self.state
-        updates = [s.updates[a] for a in sorted(s.updates)]
+    def aggregate(self, _: Message | None = None) -> None:
+        s, st = self.state, self.strategy
+        s.alarm_rang = False
+        if not s.updates:  # time_up with nothing in time, or every update dropped: same model, new budget
+            self._start_round()
+            return
+        updates = sorted(s.updates, key=lambda u: (u.sender, u.base_round))
         self.params = self.aggregator.aggregate(self.params, updates)
-        s.last_aggregated = tuple(u.sender for u in updates)
-        s.updates = {}
         s.round += 1
+        self.versions[s.round] = self.params
+        # Keep only the models someone is still training from and whose updates would not be too stale:
+        # memory is bounded by the concurrency, not by the toleration.
+        needed = {s.round, *(r for r in s.busy.values() if r >= s.round - st.toleration)}
+        for old in [r for r in self.versions if r not in needed]:
+            del self.versions[old]
+        record = Aggregation(s.round, self.now, tuple(u.sender for u in updates),
+                             tuple(u.staleness for u in updates), tuple(s.dropped))
+        s.aggregations.append(record)
+        s.last_aggregated = record.senders
+        s.updates, s.dropped = [], []
         log.debug("aggregated", course=self.course, round=s.round, updates=len(updates))
-        if s.round % self.plan.eval_every == 0 or s.round >= self.plan.rounds:
+        if self.on_aggregation is not None:
+            self.on_aggregation(record)
+        due = s.round % self.plan.eval_every == 0 or s.round >= self.plan.rounds
+        if due and st.evaluates_participants:
             s.eval_replies = {}
             s.phase = "evaluating"
             self.send(EVALUATE, list(s.participants), s.round, {"tensors": self.params})
+        elif due:
+            self._record({})
         else:
             s.phase = "round_done"
 
@@ -230,8 +369,10 @@ class Coordinator(BaseWorker):
         s.eval_replies[msg.sender] = (msg.payload["num_samples"], dict(msg.payload["values"]))
 
     def record_evaluation(self, _: Message | None = None) -> None:
+        self._record(_weighted_metrics(self.state.eval_replies.values(), prefix="clients."))
+
+    def _record(self, metrics: dict[str, float]) -> None:
         s = self.state
-        metrics = _weighted_metrics(s.eval_replies.values(), prefix="clients.")
         if self.evaluator is not None:
             metrics.update({f"heldout.{k}": v for k, v in self.evaluator(self.params).items()})
         evaluation = Evaluation(s.round, self.now, metrics, s.last_aggregated)
@@ -244,13 +385,14 @@ class Coordinator(BaseWorker):
             self.on_evaluation(evaluation)
 
     def _track_progress(self, metrics: dict[str, float]) -> None:
-        s = self.state
-        metric = self.plan.metric
-        value = metrics.get(f"heldout.{metric}", metrics.get(f"clients.{metric}"))
+        s, plan = self.state, self.plan
+        value = metrics.get(f"heldout.{plan.metric}", metrics.get(f"clients.{plan.metric}"))
         if value is None:
             return
-        score = value if metric == "accuracy" else -value
-        if s.best is None or score > s.best + self.plan.min_delta:
+        score = value if plan.metric == "accuracy" else -value
+        if plan.target is not None and score >= (plan.target if plan.metric == "accuracy" else -plan.target):
+            s.target_reached = True
+        if s.best is None or score > s.best + plan.min_delta:
             s.best = score
             s.evals_without_improvement = 0
         else:
@@ -258,10 +400,63 @@ class Coordinator(BaseWorker):
 
     def finish_course(self, _: Message | None = None) -> None:
         s = self.state
-        s.finish_reason = "max_rounds_reached" if s.round >= self.plan.rounds else "early_stopped"
+        if s.round >= self.plan.rounds:
+            s.finish_reason = "max_rounds_reached"
+        elif self.plan.stop_at_target and s.target_reached:
+            s.finish_reason = "target_reached"
+        else:
+            s.finish_reason = "early_stopped"
         s.phase = "finished"
         log.info("course_finished", course=self.course, round=s.round, reason=s.finish_reason)
         self.send(FINISH, list(s.participants), s.round, {"reason": s.finish_reason, "tensors": self.params})
+
+
+# Conditions, in precedence order (a worker fires the first that holds, then checks again). Each reads the
+# worker it is given, so a test or a user handler may swap the coordinator's plan or strategy.
+
+def _all_joined_in(c: Coordinator) -> bool:
+    return c.state.phase == "joining" and len(c.state.participants) == c.plan.participants
+
+
+def _all_received(c: Coordinator) -> bool:
+    return c.strategy.trigger == "all_received" and c.state.phase == "training" and not c.state.busy
+
+
+def _goal_achieved(c: Coordinator) -> bool:
+    return (c.strategy.trigger == "goal_achieved" and c.state.phase == "training"
+            and len(c.state.updates) >= c.strategy.goal)
+
+
+def _time_up(c: Coordinator) -> bool:
+    return c.strategy.trigger == "time_up" and c.state.phase == "training" and c.state.alarm_rang
+
+
+def _all_evaluated(c: Coordinator) -> bool:
+    return c.state.phase == "evaluating" and len(c.state.eval_replies) == len(c.state.participants)
+
+
+def _max_rounds_reached(c: Coordinator) -> bool:
+    return c.state.phase == "round_done" and c.state.round >= c.plan.rounds
+
+
+def _early_stopped(c: Coordinator) -> bool:
+    return (c.state.phase == "round_done" and c.plan.patience > 0
+            and c.state.evals_without_improvement >= c.plan.patience)
+
+
+def _target_reached(c: Coordinator) -> bool:
+    return c.state.phase == "round_done" and c.plan.stop_at_target and c.state.target_reached
+
+
+def _next_round_due(c: Coordinator) -> bool:
+    return c.state.phase == "round_done"
+
+
+def _participant_idle(c: Coordinator) -> bool:
+    """after_receiving: someone is idle and fewer than the concurrency are training."""
+    s = c.state
+    return (c.strategy.broadcast == "after_receiving" and s.phase == "training"
+            and len(s.busy) < min(c.strategy.concurrency, len(s.participants)))
 
 
 def _weighted_metrics(replies: Any, prefix: str) -> dict[str, float]:

@@ -18,21 +18,22 @@ import numpy as np
 from fscore.aggregators import make_aggregator
 from fscore.conditions import Condition
 from fscore.config import CourseConfig
-from fscore.coordinator import Coordinator, CoursePlan, Evaluation, Evaluator
+from fscore.coordinator import Aggregation, Coordinator, CoursePlan, Evaluation, Evaluator
 from fscore.data.dataset import ClientData, Federation
 from fscore.errors import ConfigError
 from fscore.events import Event
 from fscore.message import COORDINATOR, MessageCatalog
 from fscore.models.zoo import ModelSpec, init_params
 from fscore.participant import Participant
-from fscore.samplers import UniformSampler
-from fscore.simulation.device import DeviceProfile
+from fscore.samplers import make_sampler
+from fscore.simulation.device import DeviceProfile, device_profiles
+from fscore.strategy import Strategy
 from fscore.topics import CourseTopics
 from fscore.trainers.base import Trainer
 from fscore.worker import BaseWorker, Outbox
 
 # Distinct streams of randomness, so adding draws to one never shifts another.
-_STREAM_INIT, _STREAM_SAMPLER, _STREAM_TRAINER = 1, 2, 3
+_STREAM_INIT, _STREAM_SAMPLER, _STREAM_TRAINER, _STREAM_DEVICES = 1, 2, 3, 4
 
 
 def import_object(path: str, what: str) -> Any:
@@ -85,17 +86,38 @@ class CourseBuilder:
 
     def plan(self) -> CoursePlan:
         c = self.config
-        return CoursePlan(c.participants, c.rounds, c.sample_size, c.evaluation.every, c.evaluation.patience,
-                          c.evaluation.min_delta, c.evaluation.metric)
+        e = c.evaluation
+        return CoursePlan(c.participants, c.rounds, c.sample_size, e.every, e.patience, e.min_delta, e.metric,
+                          e.target, e.stop_at_target)
+
+    def strategy(self) -> Strategy:
+        c = self.config
+        return Strategy.from_config(c.strategy, c.sample_size or c.participants, c.evaluation.participants)
 
     def coordinator(self, outbox: Outbox, *, evaluator: Evaluator | None = None,
-                    on_evaluation: Callable[[Evaluation], None] | None = None, incarnation: str = "0") -> Coordinator:
+                    on_evaluation: Callable[[Evaluation], None] | None = None,
+                    on_aggregation: Callable[[Aggregation], None] | None = None, clock: str = "virtual",
+                    incarnation: str = "0") -> Coordinator:
+        """The coordinator. ``clock``: "virtual" in simulation and replay, "wall" in a deployed service."""
         c = self.config
+        strategy = self.strategy()
         worker = Coordinator(COORDINATOR, c.course_id, self.catalog, outbox, plan=self.plan(),
-                             initial_params=self.initial_params(), aggregator=make_aggregator(c.aggregator.name),
-                             sampler=UniformSampler(), rng=np.random.default_rng([c.seed, _STREAM_SAMPLER]),
-                             evaluator=evaluator, on_evaluation=on_evaluation, incarnation=incarnation)
+                             initial_params=self.initial_params(),
+                             aggregator=make_aggregator(c.aggregator.name, server_lr=c.aggregator.server_lr),
+                             sampler=make_sampler(strategy.sampler, groups=strategy.groups),
+                             rng=np.random.default_rng([c.seed, _STREAM_SAMPLER]), evaluator=evaluator,
+                             on_evaluation=on_evaluation, on_aggregation=on_aggregation, strategy=strategy,
+                             clock=clock, incarnation=incarnation)
         return self._customise(worker)
+
+    def device_profile(self, index: int) -> DeviceProfile:
+        """Participant ``index``'s device, drawn from the course seed so every process agrees on it."""
+        return self._device_profiles[index]
+
+    @cached_property
+    def _device_profiles(self) -> list[DeviceProfile]:
+        return device_profiles(self.config.simulation, self.config.participants,
+                               np.random.default_rng([self.config.seed, _STREAM_DEVICES]))
 
     def participant(self, index: int, outbox: Outbox, *, trainer: Trainer | None = None,
                     profile: DeviceProfile | None = None, incarnation: str = "0", alone: bool = False
@@ -105,7 +127,7 @@ class CourseBuilder:
         sim = c.simulation
         worker = Participant(participant_address(index), c.course_id, self.catalog, outbox,
                              trainer=trainer or self.trainer(index), data=self.participant_data(index, alone=alone),
-                             profile=profile or DeviceProfile(sim.compute_s_per_sample, sim.bandwidth_bytes_per_s),
+                             profile=profile or self.device_profile(index), pace=sim.pace if alone else 0.0,
                              incarnation=incarnation)
         return self._customise(worker)
 

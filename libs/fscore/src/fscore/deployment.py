@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 import structlog
 
@@ -52,14 +53,44 @@ def new_incarnation() -> str:
 
 
 def serve(worker: BaseWorker, communicator: Communicator, *, done: Callable[[], bool], poll_timeout: float,
-          stop: StopFlag) -> int:
-    """Pump ``worker`` until ``done()``; returns an exit code."""
+          stop: StopFlag, tick: Callable[[], None] | None = None) -> int:
+    """Pump ``worker`` until ``done()``; returns an exit code. ``tick`` runs between polls (timers)."""
     while not done():
         if stop.stopped:
             return EXIT_STOPPED
         pump(worker, communicator, timeout=poll_timeout)
+        if tick is not None:
+            tick()
+            communicator.transport.flush()
     communicator.transport.flush()
     return EXIT_OK
+
+
+class WallAlarm:
+    """Rings a deployed coordinator's time_up alarm when its round budget has passed on the wall clock.
+
+    The coordinator only numbers the budget that is running; this notices a new one, starts a
+    wall-clock countdown of ``time_budget_s``, and when it runs out has the coordinator send its
+    alarm through its own inbox, where it is ordered with the updates and replayed like them.
+    After a restart the countdown of the running budget starts again.
+    """
+
+    def __init__(self, coordinator: Any, clock: Callable[[], float] = time.monotonic) -> None:
+        self.coordinator = coordinator
+        self.clock = clock
+        self._budget = 0
+        self._due = 0.0
+        self._rung = False
+
+    def __call__(self) -> None:
+        budget, seconds = self.coordinator.state.budget, self.coordinator.strategy.time_budget_s
+        if not budget or seconds is None:
+            return
+        if budget != self._budget:
+            self._budget, self._due, self._rung = budget, self.clock() + seconds, False
+        if not self._rung and self.clock() >= self._due:
+            self._rung = True
+            self.coordinator.ring_alarm()
 
 
 def recover(coordinator: BaseWorker, transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> int:

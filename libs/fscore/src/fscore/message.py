@@ -26,6 +26,7 @@ MODEL_UPDATE = "model_update"
 EVALUATE = "evaluate"
 METRICS = "metrics"
 FINISH = "finish"
+ALARM = "alarm"  # the coordinator's own time_up timer, sent to itself through its inbox
 # Not sent between workers: the coordinator writes these to the course's meta topic.
 COURSE_MANIFEST = "course_manifest"
 COURSE_FINISHED = "course_finished"
@@ -38,6 +39,7 @@ _BUILTIN_ROLES: dict[str, Role] = {
     EVALUATE: "participant",
     METRICS: "coordinator",
     FINISH: "participant",
+    ALARM: "coordinator",
 }
 
 

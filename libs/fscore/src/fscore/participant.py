@@ -12,6 +12,7 @@ compute and upload costs (docs/architecture.md, "Time").
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -48,10 +49,11 @@ class Participant(BaseWorker):
 
     def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox, *, trainer: Trainer,
                  data: ClientData, profile: DeviceProfile | None = None, coordinator: str = COORDINATOR,
-                 incarnation: str = "0") -> None:
+                 pace: float = 0.0, incarnation: str = "0") -> None:
         self.trainer = trainer
         self.data = data
         self.profile = profile or DeviceProfile()
+        self.pace = pace  # deployment: sleep pace x the virtual duration of a reply, to emulate a slow device
         self.coordinator = coordinator
         self.participant_id: int | None = None
         self.finished = False
@@ -69,7 +71,9 @@ class Participant(BaseWorker):
     def join(self, _: Message | None = None) -> None:
         self.send(JOIN_IN, [self.coordinator], 0, {
             "address": self.address, "num_train_samples": len(self.data.train),
-            "num_test_samples": len(self.data.test), "backend": self.trainer.backend})
+            "num_test_samples": len(self.data.test), "backend": self.trainer.backend,
+            "compute_s_per_sample": self.profile.compute_s_per_sample,
+            "bandwidth_bytes_per_s": self.profile.bandwidth_bytes_per_s})
 
     def on_assign_id(self, msg: Message) -> None:
         self.participant_id = msg.payload["participant_id"]
@@ -84,6 +88,8 @@ class Participant(BaseWorker):
         samples = result.samples_processed or result.num_samples
         done = (msg.timestamp + self.profile.transfer_time(_nbytes(received)) + self.profile.compute_time(samples)
                 + self.profile.transfer_time(_nbytes(params)))
+        if self.pace > 0:
+            time.sleep(self.pace * (done - msg.timestamp))
         self.send(MODEL_UPDATE, [msg.sender], msg.round, {
             "num_samples": result.num_samples, "base_round": msg.round,
             "train_metrics": {k: float(v) for k, v in result.metrics.items()}, "tensors": params}, timestamp=done)

@@ -25,7 +25,7 @@ from fscore.course import CourseBuilder
 from fscore.deployment import read_manifest
 from fscore.errors import RejectedMessage, TransportError
 from fscore.message import EVALUATE, FINISH, MODEL_PARAMETERS, Message, MessageCatalog
-from fscore.results import RunWriter, evaluation_row
+from fscore.results import RunWriter, course_statistics, evaluation_row
 from fscore.topics import CourseTopics
 from fscore.transport.base import Record, Transport
 from fscore.worker import BaseWorker, Outbox
@@ -46,6 +46,17 @@ class RecordedModel:
     round: int
     sha256: str
     where: str
+    receivers: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, int, tuple[str, ...]]:
+        """What identifies one send: an async coordinator sends one round's model many times, each to others."""
+        return self.type, self.round, self.receivers
+
+    @property
+    def label(self) -> str:
+        to = f" to {', '.join(self.receivers)}" if len(self.receivers) <= 3 else f" to {len(self.receivers)} workers"
+        return f"{self.type} of round {self.round}{to}"
 
 
 @dataclass
@@ -116,7 +127,8 @@ def recorded_models(transport: Transport, topics: CourseTopics, catalog: Message
             except DecodeError as exc:
                 problems.append(f"record {where} cannot be decoded: {exc}")
                 continue
-            out.append(RecordedModel(header.type, header.round, tensors_sha256(catalog, payload["tensors"]), where))
+            out.append(RecordedModel(header.type, header.round, tensors_sha256(catalog, payload["tensors"]), where,
+                                     tuple(header.receivers)))
     return out
 
 
@@ -157,43 +169,45 @@ def replay_course(transport: Transport, course: str, *, topic_prefix: str = "fsc
 
     capture = Capture()
     coordinator = builder.coordinator(capture, evaluator=builder.numpy_evaluator(), on_evaluation=on_evaluation,
-                                      incarnation="replay")
+                                      on_aggregation=writer.aggregation, incarnation="replay")
     report.inbox_records, report.rejected, report.undecodable = refeed(
         coordinator, read_topic(transport, topics.coordinator), catalog)
-    replayed = [RecordedModel(m.type, m.round, tensors_sha256(catalog, m.payload["tensors"]), "replay")
+    replayed = [RecordedModel(m.type, m.round, tensors_sha256(catalog, m.payload["tensors"]), "replay", m.receivers)
                 for m in capture.sent if m.type in MODEL_TYPES]
     _compare(report, replayed, recorded_models(transport, topics, catalog, report.mismatches))
     report.final_sha256 = tensors_sha256(catalog, coordinator.params)
-    writer.summary({"course_id": course, "replayed": True, "inbox_records": report.inbox_records,
+    writer.summary({"course_id": course, "replayed": True, "strategy": config.strategy.name,
+                    "participants": config.participants, "inbox_records": report.inbox_records,
                     "rejected": report.rejected, "undecodable": report.undecodable, "checked": report.checked,
                     "mismatches": report.mismatches, "model_sha256": report.final_sha256,
-                    "final_metrics": report.history[-1] if report.history else {}})
+                    "final_metrics": report.history[-1] if report.history else {},
+                    **course_statistics(coordinator)})
     return report
 
 
 def _compare(report: ReplayReport, replayed: list[RecordedModel], recorded: list[RecordedModel]) -> None:
-    """Pair models by (type, round): the coordinator sends each kind of model once per round."""
-    ours = {(m.type, m.round): m for m in replayed}
-    theirs: dict[tuple[str, int], RecordedModel] = {}
+    """Pair models by (type, round, receivers): one send of one model version to the same workers."""
+    ours = {m.key: m for m in replayed}
+    theirs: dict[tuple[str, int, tuple[str, ...]], RecordedModel] = {}
     for m in recorded:
-        first = theirs.setdefault((m.type, m.round), m)
+        first = theirs.setdefault(m.key, m)
         if first is m:
             continue
         if first.sha256 == m.sha256:
             # A coordinator killed after sending but before committing sends again when it restarts.
             report.resent.append(m.where)
         else:
-            report.mismatches.append(f"record {m.where}: a second {m.type} of round {m.round} with another model "
-                                     f"than the first ({first.where})")
-    for key in sorted(ours.keys() | theirs.keys(), key=lambda k: (k[1], _STEP[k[0]])):
+            report.mismatches.append(f"record {m.where}: a second {m.label} with another model than the first "
+                                     f"({first.where})")
+    for key in sorted(ours.keys() | theirs.keys(), key=lambda k: (k[1], _STEP[k[0]], k[2])):
         mine, logged = ours.get(key), theirs.get(key)
         if logged is None:
-            report.mismatches.append(f"replay sent {key[0]} of round {key[1]}, which the log does not record")
+            assert mine is not None
+            report.mismatches.append(f"replay sent {mine.label}, which the log does not record")
             continue
         report.checked += 1
         if mine is None:
-            report.mismatches.append(f"record {logged.where}: {key[0]} of round {key[1]} is in the log, but replay "
-                                     f"never sent it")
+            report.mismatches.append(f"record {logged.where}: {logged.label} is in the log, but replay never sent it")
         elif mine.sha256 != logged.sha256:
             report.mismatches.append(f"record {logged.where} ({key[0]}, round {key[1]}): recorded model sha256 "
                                      f"{logged.sha256[:16]}… but replay computed {mine.sha256[:16]}…")

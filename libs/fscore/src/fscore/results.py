@@ -1,9 +1,15 @@
-"""What a course leaves behind: ``metrics.jsonl`` (one line per evaluation) and ``summary.json``."""
+"""What a course leaves behind: ``metrics.jsonl`` (one line per evaluation), ``aggregations.jsonl`` (one line
+per aggregation: who contributed, at which staleness, what was dropped) and ``summary.json``.
+
+The standalone runner, the coordinator service and replay all write these, so ``fscope report``
+reads a simulated run, a deployed one and one rebuilt from a Kafka log alike.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from fscore.coordinator import Evaluation
+from fscore.config import CourseConfig
+from fscore.coordinator import Aggregation, Coordinator, Evaluation
 from fscore.message import MODEL_PARAMETERS
 from fstranslation import WireCodec
 
@@ -27,6 +34,63 @@ def evaluation_row(evaluation: Evaluation, wall_time: float) -> dict[str, Any]:
             "aggregated": list(evaluation.aggregated)}
 
 
+def aggregation_row(aggregation: Aggregation) -> dict[str, Any]:
+    return {"round": aggregation.round, "virtual_time": aggregation.virtual_time,
+            "senders": list(aggregation.senders), "staleness": list(aggregation.staleness),
+            "dropped": [{"sender": s, "staleness": st} for s, st in aggregation.dropped]}
+
+
+#: the summary keys worth a log line (the per-participant tables are for summary.json and the report)
+SUMMARY_LOG_KEYS = ("course_id", "strategy", "rounds", "finish_reason", "final_metrics", "virtual_time_s",
+                    "time_to_target_h", "wall_time_s", "model_sha256", "dropped_stale", "dead_lettered")
+
+
+def time_to_target(history: list[Evaluation], metric: str, target: float | None) -> float | None:
+    """Virtual seconds until the global model first reached ``target`` (held-out if measured, else clients')."""
+    if target is None:
+        return None
+    for evaluation in history:
+        value = evaluation.metrics.get(f"heldout.{metric}", evaluation.metrics.get(f"clients.{metric}"))
+        if value is not None and (value >= target if metric == "accuracy" else value <= target):
+            return evaluation.virtual_time
+    return None
+
+
+def course_statistics(coordinator: Coordinator) -> dict[str, Any]:
+    """What the strategy did: effective aggregations per participant (zeros included), staleness, drops."""
+    s = coordinator.state
+    counts = dict.fromkeys(sorted(s.participants), 0)
+    dropped = dict.fromkeys(sorted(s.participants), 0)
+    histogram: dict[int, int] = {}
+    for aggregation in s.aggregations:
+        for sender, staleness in zip(aggregation.senders, aggregation.staleness, strict=True):
+            counts[sender] = counts.get(sender, 0) + 1
+            histogram[staleness] = histogram.get(staleness, 0) + 1
+        for sender, _ in aggregation.dropped:
+            dropped[sender] = dropped.get(sender, 0) + 1
+    for sender, _ in s.dropped:  # dropped after the last aggregation
+        dropped[sender] = dropped.get(sender, 0) + 1
+    return {"aggregations": len(s.aggregations), "aggregation_counts": counts,
+            "participants_never_aggregated": sum(1 for n in counts.values() if n == 0),
+            "staleness_histogram": {str(k): histogram[k] for k in sorted(histogram)},
+            "dropped_stale": sum(dropped.values()), "dropped_stale_by_participant": dropped}
+
+
+def course_summary(config: CourseConfig, coordinator: Coordinator, codec: WireCodec, started: float
+                   ) -> dict[str, Any]:
+    s = coordinator.state
+    e = config.evaluation
+    reached = time_to_target(s.history, e.metric, e.target)
+    return {
+        "course_id": config.course_id, "config_hash": config.config_hash(), "seed": config.seed,
+        "strategy": config.strategy.name, "rounds": s.round, "finish_reason": s.finish_reason,
+        "participants": config.participants, "final_metrics": s.history[-1].metrics if s.history else {},
+        "virtual_time_s": coordinator.now, "target": e.target, "time_to_target_s": reached,
+        "time_to_target_h": None if reached is None else reached / 3600.0,
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "model_sha256": model_sha256(coordinator.params, codec), **course_statistics(coordinator)}
+
+
 @dataclass
 class RunWriter:
     directory: Path | None
@@ -36,6 +100,7 @@ class RunWriter:
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
             (self.directory / "metrics.jsonl").write_text("")
+            (self.directory / "aggregations.jsonl").write_text("")
 
     def evaluation(self, evaluation: Evaluation, wall_time: float) -> None:
         row = evaluation_row(evaluation, wall_time)
@@ -43,6 +108,11 @@ class RunWriter:
         if self.directory is not None:
             with (self.directory / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(row) + "\n")
+
+    def aggregation(self, aggregation: Aggregation) -> None:
+        if self.directory is not None:
+            with (self.directory / "aggregations.jsonl").open("a") as f:
+                f.write(json.dumps(aggregation_row(aggregation)) + "\n")
 
     def summary(self, summary: dict[str, Any]) -> None:
         if self.directory is not None:

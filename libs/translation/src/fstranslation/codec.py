@@ -85,14 +85,14 @@ class WireCodec:
         try:
             if schema.tensor_field is None:
                 buf = io.BytesIO()
-                fastavro.schemaless_writer(buf, schema.parsed, dict(payload), strict=True)
+                fastavro.schemaless_writer(buf, schema.parsed, dict(payload), strict_allow_default=True)
                 return [buf.getvalue()]
             tensors = payload.get(schema.tensor_field)
             if not isinstance(tensors, Mapping):
                 raise EncodeError(f"{where}: field {schema.tensor_field!r} must map tensor names to arrays")
             rest = {k: v for k, v in payload.items() if k != schema.tensor_field}
             buf = io.BytesIO()
-            fastavro.schemaless_writer(buf, schema.prefix, rest, strict=True)
+            fastavro.schemaless_writer(buf, schema.prefix, rest, strict_allow_default=True)
             return [buf.getvalue(), *tensor_parts(tensors)]
         except WireError:
             raise

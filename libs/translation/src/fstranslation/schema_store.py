@@ -27,6 +27,7 @@ BUILTIN_PAYLOADS = {
     "evaluate": "evaluate.avsc",
     "metrics": "metrics.avsc",
     "finish": "finish.avsc",
+    "alarm": "alarm.avsc",
     "course_manifest": "course_manifest.avsc",
     "course_finished": "course_finished.avsc",
 }

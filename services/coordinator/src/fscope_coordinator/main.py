@@ -30,6 +30,7 @@ from fscore.deployment import (
     EXIT_OK,
     EXIT_TRANSPORT,
     StopFlag,
+    WallAlarm,
     connect,
     course_finished,
     new_incarnation,
@@ -44,7 +45,7 @@ from fscore.deployment import (
 from fscore.errors import ConfigError, TransportError
 from fscore.log_setup import configure_logging
 from fscore.message import COORDINATOR
-from fscore.results import RunWriter, model_sha256
+from fscore.results import RunWriter, course_summary
 from fscore.worker import Outbox
 
 log = structlog.get_logger("fscope.coordinator")
@@ -79,26 +80,19 @@ def run(config: CourseConfig, output: Path | None) -> int:
         writer.evaluation(evaluation, time.perf_counter() - started)
 
     coordinator = builder.coordinator(communicator, evaluator=builder.numpy_evaluator(), on_evaluation=on_evaluation,
-                                      incarnation=incarnation)
+                                      on_aggregation=writer.aggregation, clock="wall", incarnation=incarnation)
     recover(coordinator, transport, topics, catalog)  # a restart picks up where the last incarnation committed
     communicator.subscribe(COORDINATOR)
     coordinator.log_handlers()
     log.info("serving", course=config.course_id, bootstrap=config.transport.kafka.bootstrap_servers,
              participants=config.participants)
     code = serve(coordinator, communicator, done=lambda: coordinator.finished,
-                 poll_timeout=config.transport.kafka.poll_timeout_s, stop=StopFlag())
-    history = coordinator.state.history
-    sha = model_sha256(coordinator.params, builder.catalog.codec)
+                 poll_timeout=config.transport.kafka.poll_timeout_s, stop=StopFlag(), tick=WallAlarm(coordinator))
+    summary = course_summary(config, coordinator, builder.catalog.codec, started)
     if coordinator.finished and course_finished(transport, topics, catalog) is None:
         publish_finished(transport, topics, catalog, config.course_id, coordinator.state.finish_reason,
-                         coordinator.state.round, sha)
-    writer.summary({
-        "course_id": config.course_id, "config_hash": config.config_hash(), "seed": config.seed,
-        "rounds": coordinator.state.round, "finish_reason": coordinator.state.finish_reason,
-        "participants": config.participants, "final_metrics": history[-1].metrics if history else {},
-        "virtual_time_s": coordinator.now, "wall_time_s": round(time.perf_counter() - started, 3),
-        "model_sha256": sha,
-        "dead_lettered": communicator.dead_lettered, "exit_code": code})
+                         coordinator.state.round, summary["model_sha256"])
+    writer.summary({**summary, "dead_lettered": communicator.dead_lettered, "exit_code": code})
     transport.close()
     log.info("exiting", course=config.course_id, code=code, finished=coordinator.finished)
     return code

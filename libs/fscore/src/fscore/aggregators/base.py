@@ -19,11 +19,20 @@ Params = Mapping[str, np.ndarray]
 
 @dataclass(frozen=True, slots=True)
 class ClientUpdate:
+    """One participant's trained model, as the coordinator accepted it.
+
+    ``staleness`` is how many aggregations happened since the model it trained from (round
+    ``base_round``) was sent; ``base`` is that model when it is not the current one, so an
+    aggregator can apply the update as a delta; ``weight`` is the strategy's staleness discount.
+    """
+
     sender: str
     params: Params
     num_samples: int
     base_round: int
     staleness: int = 0
+    weight: float = 1.0
+    base: Params | None = None
 
 
 class Aggregator(RequiredMethods):
@@ -39,6 +48,7 @@ _REGISTRY: dict[str, Callable[..., Aggregator]] = {}
 
 
 def register_aggregator(name: str, factory: Callable[..., Aggregator]) -> None:
+    """``factory`` is called with the aggregator config's options as keywords (``server_lr``)."""
     _REGISTRY[name] = factory
 
 

@@ -1,4 +1,17 @@
-"""FedAvg (McMahan et al. 2017): the sample-weighted mean of the participants' models."""
+"""FedAvg (McMahan et al. 2017), and its staleness-aware form for async courses (FedBuff, Nguyen et al. 2022).
+
+With every update fresh (staleness 0, the sync case) the next model is the sample-weighted mean
+of the participants' models, computed exactly as plain FedAvg.
+
+When some updates are stale, averaging their models would pull the global model back to the old
+version they started from. Each update is applied as a delta from its own base model instead:
+
+    next = current + server_lr * sum_i w_i (x_i - base_i) / sum_i w_i,   w_i = n_i * discount(staleness_i)
+
+``n_i`` is the participant's sample count and ``discount`` the strategy's staleness weight
+((1+s)^-a by default). The weights are normalised to sum to 1, so the step never grows with the
+number or the freshness of the updates; a fresh update's base is the current model.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +24,21 @@ from fscore.aggregators.base import Aggregator, ClientUpdate, Params, register_a
 
 
 class FedAvg(Aggregator):
+    def __init__(self, server_lr: float = 1.0) -> None:
+        self.server_lr = server_lr
+
     def aggregate(self, global_params: Params, updates: Sequence[ClientUpdate]) -> dict[str, np.ndarray]:
         if not updates:
             return dict(global_params)
-        weights = [u.num_samples for u in updates]
-        return {name: weighted_average([u.params[name] for u in updates], weights) for name in global_params}
+        weights = [u.num_samples * u.weight for u in updates]
+        if self.server_lr == 1.0 and all(u.base is None for u in updates):
+            return {name: weighted_average([u.params[name] for u in updates], weights) for name in global_params}
+        out = {}
+        for name, current in global_params.items():
+            deltas = [u.params[name] - (u.base if u.base is not None else global_params)[name] for u in updates]
+            step = weighted_average(deltas, weights)
+            out[name] = (current + self.server_lr * step).astype(current.dtype, copy=False)
+        return out
 
 
 register_aggregator("fedavg", FedAvg)

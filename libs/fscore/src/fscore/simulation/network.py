@@ -1,18 +1,24 @@
-"""The virtual network of a standalone course: delivers participants' replies in virtual-time order.
+"""The virtual network of a standalone course: delivers coordinator-bound messages in virtual-time order.
 
 Participants run one after another in simulation, so the order in which they publish says
-nothing about when their replies would arrive. The network holds what they send to the
-coordinator and appends it to the coordinator's inbox sorted by virtual timestamp (sender as the
-tie-break), so the coordinator handles messages in timestamp order (paper §5.3.1) and its inbox
-is a log a deployment could have produced.
+nothing about when their replies would arrive. The network holds every message bound for the
+coordinator (participants' replies and the coordinator's own time_up alarms) and the runner
+releases them one at a time, earliest first (sender, then sending order, break ties): a
+discrete-event simulation. Whatever the coordinator does on a released message is stamped with
+that message's time, so nothing still held can be earlier than what was released, and the
+coordinator handles messages in timestamp order (paper §5.3.1). Its inbox is a log a deployment
+could have produced, which is what replay reads.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 
 from fscore.transport.base import Consumer, TopicSpec, Transport
 from fstranslation import WireCodec
+
+_Held = tuple[float, str, int, bytes, bytes | None, tuple[tuple[str, bytes], ...]]
 
 
 class VirtualNetwork(Transport):
@@ -20,7 +26,8 @@ class VirtualNetwork(Transport):
         self._log = log
         self._codec = codec
         self._held_topic = held_topic
-        self._in_flight: list[tuple[float, str, int, bytes, bytes | None, tuple[tuple[str, bytes], ...]]] = []
+        self._in_flight: list[_Held] = []
+        self._sent = 0
 
     def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
         self._log.ensure_topics(specs)
@@ -31,14 +38,20 @@ class VirtualNetwork(Transport):
             self._log.publish(topic, value, key=key, headers=headers)
             return
         header = self._codec.decode_header(value)[0]
-        self._in_flight.append((header.timestamp, header.sender, len(self._in_flight), value, key, tuple(headers)))
+        self._sent += 1
+        heapq.heappush(self._in_flight, (header.timestamp, header.sender, self._sent, value, key, tuple(headers)))
 
-    def release(self) -> int:
-        """Append everything in flight, earliest first; returns how many records were released."""
-        batch, self._in_flight = sorted(self._in_flight), []
-        for _, _, _, value, key, headers in batch:
-            self._log.publish(self._held_topic, value, key=key, headers=headers)
-        return len(batch)
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def release_next(self) -> bool:
+        """Deliver the earliest message in flight; False when nothing is in flight."""
+        if not self._in_flight:
+            return False
+        _, _, _, value, key, headers = heapq.heappop(self._in_flight)
+        self._log.publish(self._held_topic, value, key=key, headers=headers)
+        return True
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         return self._log.end_offsets(topic)

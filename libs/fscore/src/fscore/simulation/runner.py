@@ -22,12 +22,13 @@ from fscore.deployment import publish_finished, publish_manifest
 from fscore.driver import pump
 from fscore.errors import CourseStalled
 from fscore.flowgraph import check_course
-from fscore.message import COORDINATOR, PARTICIPANT
+from fscore.message import COORDINATOR, PARTICIPANT, Message
 from fscore.participant import Participant
-from fscore.results import RunWriter, model_sha256
+from fscore.results import SUMMARY_LOG_KEYS, RunWriter, course_summary
 from fscore.simulation.network import VirtualNetwork
 from fscore.trainers.base import Trainer
 from fscore.transport.embedded import EmbeddedLog
+from fscore.worker import Outbox
 
 log = structlog.get_logger("fscore.runner")
 
@@ -39,6 +40,19 @@ class CourseResult:
     coordinator: Coordinator
     participants: list[Participant]
     log: EmbeddedLog
+
+
+class _Tracking(Outbox):
+    """The coordinator's outbox in simulation: publishes, and notes whom it addressed, so the runner
+    pumps only participants that have something to handle."""
+
+    def __init__(self, communicator: Communicator, addressed: set[str]) -> None:
+        self.communicator = communicator
+        self.addressed = addressed
+
+    def send(self, message: Message) -> int:
+        self.addressed.update(message.receivers)
+        return self.communicator.send(message)
 
 
 def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, progress: bool | None = None,
@@ -56,60 +70,60 @@ def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, prog
     def on_evaluation(evaluation: Evaluation) -> None:
         writer.evaluation(evaluation, time.perf_counter() - started)
 
-    coord_comm = Communicator(embedded, topics, builder.catalog, COORDINATOR)
+    addressed: set[str] = set()
+    coord_comm = Communicator(network, topics, builder.catalog, COORDINATOR)
     evaluator = None if trainer is not None else builder.heldout_evaluator()
-    coordinator = builder.coordinator(coord_comm, evaluator=evaluator, on_evaluation=on_evaluation)
+    coordinator = builder.coordinator(_Tracking(coord_comm, addressed), evaluator=evaluator,
+                                      on_evaluation=on_evaluation, on_aggregation=writer.aggregation)
     coord_comm.subscribe(COORDINATOR)
     cache = DecodeCache()
-    participants, comms = [], []
+    participants: dict[str, tuple[Participant, Communicator]] = {}
     for i in range(config.participants):
         comm = Communicator(network, topics, builder.catalog, participant_address(i), cache=cache)
-        participants.append(builder.participant(i, comm, trainer=trainer() if trainer is not None else None))
+        worker = builder.participant(i, comm, trainer=trainer() if trainer is not None else None)
         comm.subscribe(PARTICIPANT)
-        comms.append(comm)
+        participants[worker.address] = (worker, comm)
 
-    check_course([coordinator, participants[0]], builder.catalog)
+    workers = [p for p, _ in participants.values()]
+    check_course([coordinator, workers[0]], builder.catalog)
     coordinator.log_handlers()
-    participants[0].log_handlers()
-    _drive(coordinator, coord_comm, participants, comms, network, config, progress)
+    workers[0].log_handlers()
+    _drive(coordinator, coord_comm, participants, addressed, network, config, progress)
 
-    history = coordinator.state.history
-    final = history[-1].metrics if history else {}
     summary = {
-        "course_id": config.course_id, "config_hash": config.config_hash(), "seed": config.seed,
-        "rounds": coordinator.state.round, "finish_reason": coordinator.state.finish_reason,
-        "participants": config.participants, "final_metrics": final,
-        "virtual_time_s": coordinator.now, "wall_time_s": round(time.perf_counter() - started, 3),
-        "model_sha256": model_sha256(coordinator.params, builder.catalog.codec),
-        "dead_lettered": coord_comm.dead_lettered + sum(c.dead_lettered for c in comms),
+        **course_summary(config, coordinator, builder.catalog.codec, started),
+        "dead_lettered": coord_comm.dead_lettered + sum(c.dead_lettered for _, c in participants.values()),
         "records": {t: embedded.end_offset(t) for t in (topics.coordinator, topics.broadcast)},
     }
     publish_finished(embedded, topics, builder.catalog, config.course_id, summary["finish_reason"], summary["rounds"],
                      summary["model_sha256"])
     writer.summary(summary)
-    log.info("summary", **{k: v for k, v in summary.items() if k != "records"})
-    return CourseResult(summary, writer.rows, coordinator, participants, embedded)
+    log.info("summary", **{k: v for k, v in summary.items() if k in SUMMARY_LOG_KEYS})
+    return CourseResult(summary, writer.rows, coordinator, workers, embedded)
 
 
-def _drive(coordinator: Coordinator, coord_comm: Communicator, participants: list[Participant],
-           comms: list[Communicator], network: VirtualNetwork, config: CourseConfig, progress: bool | None) -> None:
+def _drive(coordinator: Coordinator, coord_comm: Communicator,
+           participants: dict[str, tuple[Participant, Communicator]], addressed: set[str], network: VirtualNetwork,
+           config: CourseConfig, progress: bool | None) -> None:
+    """Discrete-event loop: let every worker react to what it has, then deliver the next message in time."""
     from tqdm import tqdm
 
     show = config.simulation.progress if progress is None else progress
     with tqdm(total=config.rounds, desc=config.course_id, unit="round", disable=not show, leave=False) as bar:
-        for p in participants:
+        for p, _ in participants.values():
             p.start()
-        network.release()
         while True:
             moved = pump(coordinator, coord_comm)
-            for p, comm in zip(participants, comms, strict=True):
-                moved += pump(p, comm)
-            moved += network.release()
+            while addressed:
+                for address in sorted(addressed):
+                    addressed.discard(address)
+                    if address in participants:
+                        moved += pump(*participants[address])
             bar.update(coordinator.state.round - bar.n)
-            if coordinator.finished and all(p.finished for p in participants):
+            if coordinator.finished and all(p.finished for p, _ in participants.values()):
                 return
-            if moved == 0:
+            if moved == 0 and not network.release_next():
                 s = coordinator.state
                 raise CourseStalled(f"course {config.course_id} stalled in round {s.round} (phase {s.phase}): "
                                     f"{len(s.participants)}/{config.participants} joined, "
-                                    f"{len(s.updates)}/{len(s.sampled)} updates received")
+                                    f"{len(s.updates)} updates buffered, {len(s.busy)} participants training")

@@ -1,0 +1,48 @@
+"""Helpers for tests that run fscope's services as OS processes against a real broker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+BIN = Path(sys.executable).parent
+
+
+def raw_records(bootstrap: str, topic: str) -> list:
+    """Every record of ``topic`` with plain confluent-kafka, up to the end offsets read at the start."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"audit-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in partitions}
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    out, remaining = [], {p for p, end in ends.items() if end > 0}
+    deadline = time.monotonic() + 60
+    while remaining and time.monotonic() < deadline:
+        for msg in consumer.consume(500, 0.5):
+            if msg.error():
+                continue
+            out.append(msg)
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                remaining.discard(msg.partition())
+    consumer.close()
+    assert not remaining, f"{topic}: partitions {remaining} not read to the end"
+    return sorted(out, key=lambda m: (m.partition(), m.offset()))
+
+
+def start(args: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def wait_for(predicate, what: str, timeout: float = 300, watch: tuple = ()) -> None:
+    """Wait until ``predicate()``; fail at once if a process in ``watch`` (process, log) dies with an error."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        for proc, log in watch:
+            assert proc.poll() in (None, 0), f"{log.name} exited {proc.poll()}: {log.read_text()[-3000:]}"
+        time.sleep(0.2)

@@ -1,0 +1,120 @@
+"""Async courses as separate OS processes over a real broker, with a slow participant and a dead one.
+
+Participants sleep out their virtual compute and transfer time (``simulation.pace``), so the slow
+device is slow on the wall clock too. In the goal_achieved / after_receiving course one participant
+is killed mid-course and never comes back: the course must still finish, and its log must replay
+and verify. A time_up course shows the deployed timer: the coordinator rings its alarm on the wall
+clock through its own inbox, so replay sees it where the live run did.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.processes import BIN, start, wait_for
+
+pytestmark = pytest.mark.slow
+
+#: participant 3 is ten times slower than the others on compute and bandwidth
+DEVICES = [{"compute_s_per_sample": 0.0005, "bandwidth_bytes_per_s": 2e6}] * 3 + [
+    {"compute_s_per_sample": 0.005, "bandwidth_bytes_per_s": 2e5}]
+
+
+def run_course(tmp: Path, bootstrap: str, strategy: list[str], *, rounds: int, kill_after: int | None) -> dict:
+    from tests.conftest import ROOT
+
+    devices = tmp / "devices.json"
+    devices.write_text(json.dumps(DEVICES))
+    course = f"e2e-async-{uuid.uuid4().hex[:8]}"
+    sets = [f"course_id={course}", f"rounds={rounds}", "participants=4", "sample_size=3", "transport.kind=kafka",
+            f"transport.kafka.bootstrap_servers={bootstrap}", "simulation.devices=file",
+            f"simulation.device_file={devices}", "simulation.pace=1.0", "evaluation.every=1",
+            "trainer.local_epochs=1", *strategy]
+    flags = [a for s in sets for a in ("--set", s)]
+    config = ROOT / "examples" / "digits_async.yaml"
+    out = tmp / "coordinator"
+    coordinator = start([str(BIN / "fscope-coordinator"), "serve", str(config), *flags, "--output", str(out)],
+                        tmp / "coordinator.log")
+    wait_for((out / "aggregations.jsonl").exists, "the coordinator to start",
+             watch=((coordinator, tmp / "coordinator.log"),))
+    participants = [start([str(BIN / "fscope-participant"), "serve", str(config), *flags, "--index", str(i)],
+                          tmp / f"participant-{i}.log") for i in range(4)]
+    everyone = [coordinator, *participants]
+    killed = None
+    try:
+        if kill_after is not None:
+            aggregations = out / "aggregations.jsonl"
+            wait_for(lambda: aggregations.read_text().count("\n") >= kill_after, f"{kill_after} aggregations",
+                     watch=[(p, tmp / "coordinator.log") for p in everyone])
+            participants[0].kill()  # and it never comes back
+            killed = participants[0].wait(60)
+        alive = [p for p in everyone if p is not participants[0] or kill_after is None]
+        wait_for(lambda: all(p.poll() is not None for p in alive) or any(p.poll() not in (None, 0) for p in alive),
+                 "the course to finish", timeout=600)
+        codes = [p.poll() for p in everyone]
+    finally:
+        for proc in everyone:
+            if proc.poll() is None:
+                proc.kill()
+    logs = {p.name: p.read_text(errors="replace") for p in tmp.glob("*.log")}
+    return {"course": course, "out": out, "codes": codes, "killed": killed, "logs": logs, "bootstrap": bootstrap}
+
+
+def replay(course: dict, output: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "fscope"), "replay", "--bootstrap-servers", course["bootstrap"], "--course",
+                           course["course"], "--verify", "--output", str(output)],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def goal_course(tmp_path_factory, kafka_bootstrap):
+    return run_course(tmp_path_factory.mktemp("async-goal"), kafka_bootstrap,
+                      ["strategy.name=async_goal_rece_unif", "strategy.min_received=2"], rounds=12, kill_after=3)
+
+
+def test_an_async_course_finishes_although_one_participant_is_slow_and_one_is_killed(goal_course):
+    codes = goal_course["codes"]
+    assert goal_course["killed"] == -signal.SIGKILL
+    assert codes[0] == 0 and codes[2:] == [0, 0, 0], (codes, {k: v[-2000:] for k, v in goal_course["logs"].items()})
+    summary = json.loads((goal_course["out"] / "summary.json").read_text())
+    assert summary["rounds"] == 12 and summary["finish_reason"] == "max_rounds_reached"
+    assert summary["strategy"] == "async_goal_rece_unif"
+    rows = [json.loads(line) for line in (goal_course["out"] / "aggregations.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and all(len(r["senders"]) == 2 for r in rows)
+    # async for real: updates were aggregated at a staleness above 0, the slow participant among them
+    assert max(s for r in rows for s in r["staleness"]) >= 1
+    assert summary["aggregation_counts"]["participant-00003"] >= 1
+    # the dead participant stops contributing; the course goes on without it
+    late = [r["senders"] for r in rows[6:]]
+    assert all("participant-00000" not in senders for senders in late)
+    assert summary["final_metrics"]["heldout.accuracy"] > 0.5
+
+
+def test_the_async_course_replays_verifies_and_reports(goal_course, tmp_path):
+    proc = replay(goal_course, tmp_path / "replay")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "verification passed" in proc.stdout
+    live = (goal_course["out"] / "aggregations.jsonl").read_text()
+    assert (tmp_path / "replay" / "aggregations.jsonl").read_text() == live
+    report = subprocess.run([str(BIN / "fscope"), "report", str(tmp_path / "replay"), "--output",
+                             str(tmp_path / "report")], capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "report" / "report.html").read_text().count("data:image/png;base64,") == 3
+
+
+def test_time_up_rings_on_the_wall_clock_through_the_inbox_and_replays(tmp_path_factory, kafka_bootstrap):
+    tmp = tmp_path_factory.mktemp("async-time")
+    course = run_course(tmp, kafka_bootstrap, ["strategy.name=async_time_aggr_unif", "strategy.time_budget_s=1.5"],
+                        rounds=4, kill_after=None)
+    assert course["codes"] == [0, 0, 0, 0, 0], (course["codes"], {k: v[-2000:] for k, v in course["logs"].items()})
+    rows = [json.loads(line) for line in (course["out"] / "aggregations.jsonl").read_text().splitlines()]
+    assert len(rows) == 4
+    proc = replay(course, tmp / "replay")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp / "replay" / "aggregations.jsonl").read_text() == (course["out"] / "aggregations.jsonl").read_text()

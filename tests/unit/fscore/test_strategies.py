@@ -1,0 +1,252 @@
+"""The paper's sync and async strategies as coordinator behaviour: triggers, broadcast manners, staleness."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from fscore.aggregators import ClientUpdate, FedAvg
+from fscore.config import StrategyConfig, config_from_dict
+from fscore.coordinator import Coordinator, CoursePlan
+from fscore.errors import ConfigError, RejectedMessage
+from fscore.message import Message, MessageCatalog
+from fscore.samplers import make_sampler
+from fscore.strategy import Strategy
+
+from .helpers import ListOutbox
+
+PARAMS = {"w": np.zeros(3, np.float32)}
+_ids = iter(range(10**6))
+
+
+def coordinator(n: int, sample_size: int, rounds: int = 50, **strategy):
+    outbox = ListOutbox()
+    resolved = Strategy.from_config(StrategyConfig(**strategy), sample_size)
+    c = Coordinator("coordinator", "c", MessageCatalog(), outbox, plan=CoursePlan(n, rounds, sample_size),
+                    initial_params=PARAMS, aggregator=FedAvg(), sampler=make_sampler(resolved.sampler),
+                    rng=np.random.default_rng(0), strategy=resolved)
+    for i in range(n):
+        c.handle(Message("join_in", ("coordinator",), 0, {"address": f"p{i}", "num_train_samples": 10,
+                                                           "num_test_samples": 1, "backend": "numpy"},
+                         sender=f"p{i}", timestamp=0.0, id=f"j{next(_ids)}"))
+    return c, outbox
+
+
+def update(sender: str, rnd: int, value: float, ts: float, n: int = 10) -> Message:
+    return Message("model_update", ("coordinator",), rnd, {"num_samples": n, "base_round": rnd, "train_metrics": {},
+                                                           "tensors": {"w": np.full(3, value, np.float32)}},
+                   sender=sender, timestamp=ts, id=f"u{next(_ids)}")
+
+
+def sent_to(outbox: ListOutbox, type_name: str = "model_parameters") -> list[tuple[str, ...]]:
+    return [m.receivers for m in outbox.of_type(type_name)]
+
+
+# -- config ---------------------------------------------------------------------------------
+
+
+def course(**strategy) -> dict:
+    return {"participants": 10, "sample_size": 4, "strategy": strategy}
+
+
+@pytest.mark.parametrize("strategy, message", [
+    ({"name": "async_goal_aggr_unif", "min_received": 5},
+     "strategy.min_received: goal_achieved waits for 5 updates, but only sample_size=4 participants train at once"),
+    ({"name": "async_time_aggr_unif", "time_budget_s": -1},
+     "strategy.time_budget_s: Input should be greater than 0 (got -1)"),
+    ({"name": "async_time_aggr_unif"}, "strategy.time_budget_s: strategy async_time_aggr_unif (trigger time_up) "
+                                       "needs a time budget"),
+    ({"name": "sync_os", "overselection": 3.0}, "strategy.overselection: 3.0 x sample_size 4 asks for 12"),
+    ({"name": "async_goal_rece_unif", "staleness_toleration": 0}, "strategy.staleness_toleration: after_receiving"),
+    ({"name": "async_goal_rece_unify"}, "strategy.name: Input should be 'sync_vanilla'"),
+    ({"name": "custom", "trigger": "goal"}, "strategy.trigger: Input should be 'all_received', 'goal_achieved'"),
+    ({"name": "async_goal_aggr_unif", "sampler": "fastest"},
+     "strategy.sampler: unknown sampler 'fastest'; known: group, responsiveness, uniform"),
+])
+def test_a_strategy_that_cannot_work_is_refused_before_the_course_naming_the_key(strategy, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(course(**strategy))
+    assert message in str(err.value)
+
+
+def test_named_strategies_resolve_to_the_papers_settings():
+    def resolved(**kw):
+        return Strategy.from_config(StrategyConfig(**kw), 20)
+
+    vanilla = resolved(name="sync_vanilla")
+    assert (vanilla.trigger, vanilla.broadcast, vanilla.toleration, vanilla.concurrency) == (
+        "all_received", "after_aggregating", 0, 20) and vanilla.synchronous and vanilla.evaluates_participants
+    os_ = resolved(name="sync_os")
+    assert (os_.trigger, os_.goal, os_.concurrency, os_.synchronous) == ("goal_achieved", 20, 26, True)
+    rece = resolved(name="async_goal_rece_unif", min_received=5)
+    assert (rece.trigger, rece.broadcast, rece.goal, rece.toleration, rece.synchronous) == (
+        "goal_achieved", "after_receiving", 5, 10, False)
+    assert resolved(name="async_goal_aggr_group").sampler == "group"
+    assert resolved(name="async_time_aggr_unif", time_budget_s=3).trigger == "time_up"
+    assert resolved(name="async_goal_aggr_unif", min_received_rate=0.25).goal == 5
+    # an explicit key wins over the preset
+    assert resolved(name="sync_os", staleness_toleration=3).toleration == 3
+
+
+def test_staleness_discounts():
+    poly = Strategy.from_config(StrategyConfig(name="async_goal_aggr_unif"), 4)
+    assert [poly.weight(s) for s in (0, 3)] == [1.0, 0.5]
+    hinge = Strategy.from_config(StrategyConfig(name="async_goal_aggr_unif", staleness_discount="hinge",
+                                                discount_exponent=1.0, discount_hinge=2), 4)
+    assert [hinge.weight(s) for s in (0, 2, 3, 6)] == [1.0, 1.0, 0.5, 0.2]
+    const = Strategy.from_config(StrategyConfig(name="async_goal_aggr_unif", staleness_discount="constant"), 4)
+    assert const.weight(9) == 1.0
+
+
+# -- aggregation rule -----------------------------------------------------------------------
+
+
+def test_stale_updates_are_applied_as_discounted_deltas_from_their_own_base_with_normalised_weights():
+    current = {"w": np.full(3, 10.0, np.float32)}
+    old = {"w": np.full(3, 4.0, np.float32)}
+    fresh = ClientUpdate("a", {"w": np.full(3, 12.0, np.float32)}, 10, 2, 0)  # delta +2 from current
+    stale = ClientUpdate("b", {"w": np.full(3, 5.0, np.float32)}, 30, 0, 2, weight=1 / 3, base=old)  # delta +1
+    out = FedAvg().aggregate(current, [fresh, stale])["w"]
+    # weights 10*1 and 30*(1/3) = 10 -> normalised 0.5, 0.5 -> step 1.5
+    np.testing.assert_allclose(out, 11.5, rtol=1e-6)
+    assert out.dtype == np.float32
+    half = FedAvg(server_lr=0.5).aggregate(current, [fresh, stale])["w"]
+    np.testing.assert_allclose(half, 10.75, rtol=1e-6)
+
+
+def test_fresh_updates_average_exactly_as_plain_fedavg():
+    ups = [ClientUpdate(n, {"w": np.full(3, v, np.float32)}, k, 0) for n, v, k in (("a", 1.0, 1), ("b", 0.0, 3))]
+    assert FedAvg().aggregate(PARAMS, ups)["w"].tolist() == [0.25] * 3
+
+
+# -- triggers and broadcast manners ---------------------------------------------------------
+
+
+def test_goal_achieved_aggregates_after_k_updates_and_after_aggregating_tops_up_the_concurrency():
+    c, outbox = coordinator(8, 4, name="async_goal_aggr_unif", min_received=2)
+    (first,) = sent_to(outbox)
+    assert len(first) == 4 and len(c.state.busy) == 4
+    a, b, rest = first[0], first[1], first[2:]
+    c.handle(update(a, 0, 1.0, ts=1.0))
+    assert c.state.round == 0 and len(sent_to(outbox)) == 1  # after_aggregating: nothing sent on receipt
+    c.handle(update(b, 0, 3.0, ts=2.0))
+    assert c.state.round == 1 and c.params["w"].tolist() == [2.0] * 3
+    second = sent_to(outbox)[1]
+    assert len(second) == 2 and not set(second) & set(rest)  # two idle participants replace the two that reported
+    assert outbox.of_type("model_parameters")[1].timestamp == 2.0  # the broadcast inherits the trigger's time
+    assert len(c.state.busy) == 4
+
+
+def test_after_receiving_sends_the_current_model_to_an_idle_participant_at_once():
+    c, outbox = coordinator(6, 3, name="async_goal_rece_unif", min_received=2)
+    (first,) = sent_to(outbox)
+    c.handle(update(first[0], 0, 1.0, ts=1.0))
+    assert len(sent_to(outbox)) == 2 and len(sent_to(outbox)[1]) == 1 and len(c.state.busy) == 3
+    c.handle(update(first[1], 0, 1.0, ts=1.5))
+    # the goal is reached first, then the idle slot gets the aggregated model (round 1)
+    last = outbox.of_type("model_parameters")[-1]
+    assert c.state.round == 1 and last.round == 1 and len(last.receivers) == 1
+
+
+def test_updates_staler_than_the_toleration_are_dropped_and_counted_not_dead_lettered():
+    c, outbox = coordinator(6, 3, name="async_goal_rece_unif", min_received=1, staleness_toleration=1)
+    (first,) = sent_to(outbox)
+    slow = first[2]
+    c.handle(update(first[0], 0, 1.0, ts=1.0))  # round 1
+    nxt = outbox.of_type("model_parameters")[-1].receivers[0]
+    c.handle(update(first[1], 0, 1.0, ts=2.0))  # staleness 1: tolerated, discounted; round 2
+    assert c.state.aggregations[-1].staleness == (1,)
+    c.handle(update(nxt, 1, 1.0, ts=2.5))  # round 3
+    c.handle(update(slow, 0, 9.0, ts=3.0))  # staleness 3 > 1: dropped, not rejected
+    assert c.state.dropped == [(slow, 3)] and slow not in c.state.busy
+    c.handle(update(outbox.of_type("model_parameters")[-1].receivers[0], 3, 1.0, ts=4.0))
+    assert c.state.aggregations[-1].dropped == ((slow, 3),) and c.state.dropped == []
+
+
+def test_an_update_nobody_asked_for_is_rejected_and_the_participant_stays_usable():
+    c, outbox = coordinator(4, 2, name="async_goal_aggr_unif", min_received=2)
+    (first,) = sent_to(outbox)
+    idle = next(p for p in ("p0", "p1", "p2", "p3") if p not in first)
+    with pytest.raises(RejectedMessage, match=f"second model_update from '{idle}', or one it was not asked for"):
+        c.handle(update(idle, 0, 1.0, ts=1.0))
+    with pytest.raises(RejectedMessage, match="is for round 3, but it was sent the model of round 0"):
+        c.handle(update(first[0], 3, 1.0, ts=1.0))
+    c.handle(update(first[0], 0, 1.0, ts=1.0))
+    assert [u.sender for u in c.state.updates] == [first[0]]
+
+
+def test_time_up_sends_itself_an_alarm_at_the_deadline_and_aggregates_what_arrived_before_it():
+    c, outbox = coordinator(4, 4, name="async_time_aggr_unif", time_budget_s=5.0)
+    (alarm,) = outbox.of_type("alarm")
+    assert alarm.receivers == ("coordinator",) and alarm.timestamp == 5.0
+    assert alarm.payload == {"budget": 1, "deadline": 5.0}
+    c.handle(update("p0", 0, 2.0, ts=1.0))
+    c.handle(update("p1", 0, 4.0, ts=4.0))
+    assert c.state.round == 0
+    c.handle(alarm)
+    assert c.state.round == 1 and c.params["w"].tolist() == [3.0] * 3
+    second = outbox.of_type("alarm")[-1]
+    assert second.payload == {"budget": 2, "deadline": 10.0}
+    c.handle(alarm)  # the old alarm again (a duplicate id): ignored
+    forged = Message("alarm", ("coordinator",), 1, second.payload, sender="p2", timestamp=6.0, id="f")
+    with pytest.raises(RejectedMessage, match="only the coordinator sets its own timer"):
+        c.handle(forged)
+    c.handle(second)  # nothing arrived in this budget: same model, a new budget
+    assert c.state.round == 1 and outbox.of_type("alarm")[-1].payload == {"budget": 3, "deadline": 15.0}
+
+
+def test_a_wall_clock_alarm_rings_once_per_budget_even_when_the_virtual_deadline_repeats():
+    from fscore.deployment import WallAlarm
+
+    outbox = ListOutbox()
+    resolved = Strategy.from_config(StrategyConfig(name="async_time_aggr_unif", time_budget_s=5.0), 2)
+    c = Coordinator("coordinator", "c", MessageCatalog(), outbox, plan=CoursePlan(2, 5, 2), initial_params=PARAMS,
+                    aggregator=FedAvg(), sampler=make_sampler("uniform"), rng=np.random.default_rng(0),
+                    strategy=resolved, clock="wall")
+    now = [100.0]
+    alarm = WallAlarm(c, clock=lambda: now[0])
+    alarm()
+    assert not outbox.of_type("alarm")  # no budget before the course starts
+    for i in range(2):
+        c.handle(Message("join_in", ("coordinator",), 0, {"address": f"p{i}", "num_train_samples": 1,
+                                                           "num_test_samples": 1, "backend": "numpy"},
+                         sender=f"p{i}", id=f"w{i}"))
+    assert not outbox.of_type("alarm")  # the wall clock sends nothing ahead
+    alarm()
+    now[0] = 104.0
+    alarm()
+    assert not outbox.of_type("alarm")
+    now[0] = 105.0
+    alarm()
+    alarm()
+    (first,) = outbox.of_type("alarm")
+    c.handle(first)  # nothing arrived: a new budget, although virtual time has not moved
+    assert c.state.budget == 2 and c.state.deadline == 5.0
+    alarm()  # the countdown of budget 2 starts now, at 105
+    now[0] = 110.0
+    alarm()
+    assert outbox.of_type("alarm")[-1].payload == {"budget": 2, "deadline": 5.0}
+
+
+def test_sync_os_over_selects_aggregates_the_first_k_and_drops_the_stragglers():
+    c, outbox = coordinator(10, 4, name="sync_os")
+    (cohort,) = sent_to(outbox)
+    assert len(cohort) == math.ceil(4 * 1.3)
+    for i, p in enumerate(cohort[:4]):
+        c.handle(update(p, 0, 1.0, ts=1.0 + i))
+    assert c.state.round == 1
+    fresh = sent_to(outbox)[1]
+    assert len(fresh) == 6 and not set(fresh) & set(cohort[4:])  # stragglers are still busy: not re-sampled
+    c.handle(update(cohort[4], 0, 1.0, ts=9.0))
+    assert c.state.dropped == [(cohort[4], 1)]
+
+
+def test_sync_vanilla_waits_for_all_and_evaluates_on_every_participant():
+    c, outbox = coordinator(3, 3, name="sync_vanilla")
+    for p in ("p0", "p1"):
+        c.handle(update(p, 0, 1.0, ts=1.0))
+    assert c.state.round == 0
+    c.handle(update("p2", 0, 1.0, ts=1.0))
+    assert c.state.round == 1 and c.state.phase == "evaluating" and sent_to(outbox, "evaluate") == [("p0", "p1", "p2")]
