@@ -46,3 +46,15 @@ def wait_for(predicate, what: str, timeout: float = 300, watch: tuple = ()) -> N
         for proc, log in watch:
             assert proc.poll() in (None, 0), f"{log.name} exited {proc.poll()}: {log.read_text()[-3000:]}"
         time.sleep(0.2)
+
+
+def wait_until_all_exit(processes: list[subprocess.Popen], what: str, timeout: float = 600) -> list[int | None]:
+    """Wait until every process has exited, or one fails (it would leave the others waiting); kill the rest."""
+    try:
+        wait_for(lambda: all(p.poll() is not None for p in processes)
+                 or any(p.poll() not in (None, 0) for p in processes), what, timeout=timeout)
+        return [p.poll() for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()

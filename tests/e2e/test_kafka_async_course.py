@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import BIN, start, wait_for
+from tests.e2e.processes import BIN, start, wait_for, wait_until_all_exit
 
 pytestmark = pytest.mark.slow
 
@@ -47,21 +47,20 @@ def run_course(tmp: Path, bootstrap: str, strategy: list[str], *, rounds: int, k
                           tmp / f"participant-{i}.log") for i in range(4)]
     everyone = [coordinator, *participants]
     killed = None
-    try:
-        if kill_after is not None:
-            aggregations = out / "aggregations.jsonl"
+    if kill_after is not None:
+        aggregations = out / "aggregations.jsonl"
+        try:
             wait_for(lambda: aggregations.read_text().count("\n") >= kill_after, f"{kill_after} aggregations",
                      watch=[(p, tmp / "coordinator.log") for p in everyone])
-            participants[0].kill()  # and it never comes back
-            killed = participants[0].wait(60)
-        alive = [p for p in everyone if p is not participants[0] or kill_after is None]
-        wait_for(lambda: all(p.poll() is not None for p in alive) or any(p.poll() not in (None, 0) for p in alive),
-                 "the course to finish", timeout=600)
-        codes = [p.poll() for p in everyone]
-    finally:
-        for proc in everyone:
-            if proc.poll() is None:
-                proc.kill()
+        except AssertionError:
+            for p in everyone:
+                p.kill()
+            raise
+        participants[0].kill()  # and it never comes back
+        killed = participants[0].wait(60)
+    alive = [p for p in everyone if p is not participants[0] or kill_after is None]
+    wait_until_all_exit(alive, "the course to finish")
+    codes = [p.poll() for p in everyone]
     logs = {p.name: p.read_text(errors="replace") for p in tmp.glob("*.log")}
     return {"course": course, "out": out, "codes": codes, "killed": killed, "logs": logs, "bootstrap": bootstrap}
 

@@ -27,5 +27,5 @@ def test_decoded_tensors_are_writable_after_from_wire():
 
 
 def test_unknown_backend_names_the_known_ones():
-    with pytest.raises(ValueError, match="known backends: numpy, torch"):
+    with pytest.raises(ValueError, match="known backends: numpy, tensorflow, torch"):
         get_adapter("jax")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from fscore.errors import CompletenessError, ConfigError, FscoreError
+from fstranslation import LayoutError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     except FscoreError as exc:
         print(f"fscope: error: {exc}", file=sys.stderr)
         return 1
+    except LayoutError as exc:
+        print(f"fscope: layout error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _run(config: object, args: argparse.Namespace) -> int:

@@ -46,7 +46,9 @@ class ModelConfig(_Strict):
 
 
 class TrainerConfig(_Strict):
-    backend: Literal["torch"] = "torch"
+    backend: Literal["torch", "tensorflow"] = "torch"
+    participant_backends: dict[int, Literal["torch", "tensorflow"]] = Field(default_factory=dict, description=(
+        "a mixed course in one config: participant index -> backend, for those not on `backend`"))
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = Field(0.1, gt=0)
     momentum: float = Field(0.0, ge=0, lt=1)
@@ -258,6 +260,10 @@ class CourseConfig(_Strict):
         if self.sample_size is not None and self.sample_size > self.participants:
             raise ValueError(f"sample_size ({self.sample_size}) exceeds participants ({self.participants})")
         _check_strategy(self.strategy, self.sample_size or self.participants, self.participants)
+        outside = sorted(i for i in self.trainer.participant_backends if not 0 <= i < self.participants)
+        if outside:
+            raise ValueError(f"trainer.participant_backends: participants {outside} do not exist (indices run from 0 "
+                             f"to {self.participants - 1})")
         return self
 
     def config_hash(self) -> str:

@@ -36,6 +36,7 @@ from fscore.message import (
 from fscore.simulation.device import DeviceProfile
 from fscore.trainers.base import Trainer
 from fscore.worker import BaseWorker, Outbox
+from fstranslation.layout import Layout, check_layout
 
 log = structlog.get_logger("fscore.participant")
 
@@ -49,11 +50,12 @@ class Participant(BaseWorker):
 
     def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox, *, trainer: Trainer,
                  data: ClientData, profile: DeviceProfile | None = None, coordinator: str = COORDINATOR,
-                 pace: float = 0.0, incarnation: str = "0") -> None:
+                 pace: float = 0.0, layout: Layout | None = None, incarnation: str = "0") -> None:
         self.trainer = trainer
         self.data = data
         self.profile = profile or DeviceProfile()
         self.pace = pace  # deployment: sleep pace x the virtual duration of a reply, to emulate a slow device
+        self.layout = layout  # the course's agreed parameter layout, checked before joining
         self.coordinator = coordinator
         self.participant_id: int | None = None
         self.finished = False
@@ -69,6 +71,13 @@ class Participant(BaseWorker):
         self.register(on_message(FINISH), self.on_finish)
 
     def join(self, _: Message | None = None) -> None:
+        """Ask to take part, once this participant's model is known to fit the agreed layout.
+
+        A model that does not fit (a TensorFlow twin with other layer shapes, say) raises
+        :class:`LayoutError` naming each parameter and both shapes, and the participant never joins.
+        """
+        if self.layout is not None:
+            check_layout(self.trainer.get_parameters(), self.layout, f"{self.address} ({self.trainer.backend})")
         self.send(JOIN_IN, [self.coordinator], 0, {
             "address": self.address, "num_train_samples": len(self.data.train),
             "num_test_samples": len(self.data.test), "backend": self.trainer.backend,

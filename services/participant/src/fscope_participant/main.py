@@ -31,6 +31,7 @@ from fscore.deployment import (
     connect,
     course_finished,
     new_incarnation,
+    read_manifest,
     serve,
     service_config,
 )
@@ -39,6 +40,7 @@ from fscore.log_setup import configure_logging
 from fscore.message import PARTICIPANT
 from fscore.participant import Participant
 from fscore.worker import Outbox
+from fstranslation import LayoutError
 
 log = structlog.get_logger("fscope.participant")
 
@@ -67,12 +69,23 @@ def run(config: CourseConfig, index: int) -> int:
         log.info("course_already_finished", course=config.course_id, participant=address, **finished)
         transport.close()
         return EXIT_OK
+    try:  # the agreed layout is the course's (its manifest), whatever this participant's own model settings say
+        agreed = CourseBuilder(read_manifest(transport, builder.topics, builder.catalog, timeout=60)).agreed_layout()
+    except TransportError as exc:
+        log.error("no_course_manifest", error=str(exc))
+        transport.close()
+        return EXIT_TRANSPORT
     communicator = Communicator(transport, builder.topics, builder.catalog, address)
-    participant = builder.participant(index, communicator, incarnation=new_incarnation(), alone=True)
+    participant = builder.participant(index, communicator, incarnation=new_incarnation(), alone=True, layout=agreed)
     communicator.subscribe(PARTICIPANT)
     log.info("serving", course=config.course_id, participant=address, train=len(participant.data.train),
              test=len(participant.data.test))
-    participant.start()  # join_in; a restarted participant joins again and gets its id again
+    try:
+        participant.start()  # join_in; a restarted participant joins again and gets its id again
+    except LayoutError as exc:  # its model does not fit the course's agreed layout: it never joins
+        log.error("layout_mismatch", participant=address, backend=participant.trainer.backend, error=str(exc))
+        transport.close()
+        return EXIT_CONFIG
     transport.flush()
     code = serve(participant, communicator, done=lambda: participant.finished,
                  poll_timeout=config.transport.kafka.poll_timeout_s, stop=StopFlag())

@@ -6,11 +6,12 @@ participant never converts; each trainer converts with its backend's adapter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from fscore.config import TrainerConfig
 from fscore.data.dataset import Dataset
 from fscore.interfaces import RequiredMethods, abstract
 
@@ -54,6 +55,20 @@ class Trainer(RequiredMethods):
         Keyed by round rather than drawn from one running stream, so a participant restarted
         mid-course trains exactly as it would have without the restart.
         """
+
+
+def batches(n: int, cfg: TrainerConfig, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Index batches for local training: ``local_epochs`` seeded permutations of ``n`` examples, cut into
+    ``batch_size`` pieces, or exactly ``local_steps`` batches when that is set. Every backend's trainer
+    iterates these, so torch and TensorFlow participants see their data in the same order."""
+    steps = 0
+    for _ in range(cfg.local_epochs if cfg.local_steps is None else 1_000_000):
+        order = rng.permutation(n)
+        for start in range(0, n, cfg.batch_size):
+            yield order[start:start + cfg.batch_size]
+            steps += 1
+            if cfg.local_steps is not None and steps >= cfg.local_steps:
+                return
 
 
 class NoOpTrainer(Trainer):

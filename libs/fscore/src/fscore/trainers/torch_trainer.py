@@ -10,7 +10,7 @@ from torch import nn
 
 from fscore.config import TrainerConfig
 from fscore.data.dataset import Dataset
-from fscore.trainers.base import EvalResult, Trainer, TrainResult
+from fscore.trainers.base import EvalResult, Trainer, TrainResult, batches
 from fstranslation.adapters import get_adapter
 
 _adapter = get_adapter("torch")
@@ -43,27 +43,19 @@ class TorchTrainer(Trainer):
                                weight_decay=cfg.weight_decay)
 
     def train(self, data: Dataset) -> TrainResult:
-        cfg = self.cfg
         x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
         opt = self._optimizer()
         self.model.train()
         steps, seen, total_loss = 0, 0, 0.0
-        max_steps = cfg.local_steps
-        for _ in range(cfg.local_epochs if max_steps is None else 1_000_000):
-            order = torch.from_numpy(self.rng.permutation(len(data)))
-            for start in range(0, len(data), cfg.batch_size):
-                idx = order[start:start + cfg.batch_size]
-                opt.zero_grad()
-                loss = self.loss_fn(self.model(x[idx]), y[idx])
-                loss.backward()
-                opt.step()
-                total_loss += loss.item() * len(idx)
-                seen += len(idx)
-                steps += 1
-                if max_steps is not None and steps >= max_steps:
-                    break
-            if max_steps is not None and steps >= max_steps:
-                break
+        for batch in batches(len(data), self.cfg, self.rng):
+            idx = torch.from_numpy(batch)
+            opt.zero_grad()
+            loss = self.loss_fn(self.model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            total_loss += loss.item() * len(idx)
+            seen += len(idx)
+            steps += 1
         return TrainResult(len(data), {"loss": total_loss / max(seen, 1), "steps": float(steps)}, seen)
 
     @torch.no_grad()

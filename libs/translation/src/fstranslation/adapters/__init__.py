@@ -17,6 +17,7 @@ import numpy as np
 _BACKENDS = {
     "numpy": "fstranslation.adapters.numpy_backend",
     "torch": "fstranslation.adapters.torch_backend",
+    "tensorflow": "fstranslation.adapters.keras_backend",
 }
 
 

@@ -1,0 +1,71 @@
+"""Cross-backend courses: TensorFlow/Keras participants next to torch ones (paper §3.5).
+
+Standalone with a single config, and over Kafka with each participant process choosing its
+backend. The coordinator stays numpy-only; participants agree only on the message layout.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+
+import pytest
+
+from fscore.config import load_config
+from fscore.simulation.runner import run_standalone
+from tests.e2e.processes import BIN, start, wait_for, wait_until_all_exit
+
+pytestmark = pytest.mark.slow
+
+HALF = "trainer.participant_backends={1: tensorflow, 3: tensorflow, 5: tensorflow, 7: tensorflow, 9: tensorflow}"
+
+
+def test_a_mixed_standalone_course_converges_like_an_all_torch_one(example_config):
+    torch_only = run_standalone(load_config(example_config, ["rounds=15"]), progress=False)
+    mixed = run_standalone(load_config(example_config, ["rounds=15", HALF]), progress=False)
+    backends = sorted({p.trainer.backend for p in mixed.participants})
+    assert backends == ["tensorflow", "torch"]
+    a = torch_only.summary["final_metrics"]["heldout.accuracy"]
+    b = mixed.summary["final_metrics"]["heldout.accuracy"]
+    assert a > 0.85 and abs(a - b) <= 0.02, (a, b)
+    # the same seed gives the same mixed model
+    again = run_standalone(load_config(example_config, ["rounds=15", HALF]), progress=False)
+    assert again.summary["model_sha256"] == mixed.summary["model_sha256"]
+
+
+def test_a_mixed_course_over_kafka_refuses_a_mismatched_participant_and_replays(tmp_path, kafka_bootstrap,
+                                                                              example_config):
+    course = f"e2e-mixed-{uuid.uuid4().hex[:8]}"
+    sets = [f"course_id={course}", "rounds=5", "participants=3", "transport.kind=kafka",
+            f"transport.kafka.bootstrap_servers={kafka_bootstrap}"]
+    flags = [a for s in sets for a in ("--set", s)]
+    out = tmp_path / "coordinator"
+    coordinator = start([str(BIN / "fscope-coordinator"), "serve", str(example_config), *flags, "--output", str(out)],
+                        tmp_path / "coordinator.log")
+    wait_for((out / "metrics.jsonl").exists, "the coordinator", watch=((coordinator, tmp_path / "coordinator.log"),))
+
+    def participant(index: int, *extra: str) -> subprocess.Popen:
+        more = [a for s in extra for a in ("--set", s)]
+        return start([str(BIN / "fscope-participant"), "serve", str(example_config), *flags, *more, "--index",
+                      str(index)], tmp_path / f"participant-{index}.log")
+
+    # A TensorFlow participant whose model has other layer shapes is refused before it joins.
+    rogue = participant(1, "trainer.backend=tensorflow", "model.hidden=32")
+    assert rogue.wait(180) == 2
+    refusal = [json.loads(line) for line in (tmp_path / "participant-1.log").read_text().splitlines()
+               if line.startswith("{") and "layout_mismatch" in line]
+    assert refusal and "parameter `fc1.weight` has shape (32, 64); the agreed layout says (64, 64)" in \
+        refusal[0]["error"]
+    workers = [participant(0), participant(1, "trainer.backend=tensorflow"), participant(2)]
+    codes = wait_until_all_exit([coordinator, *workers], "the mixed course to finish")
+    logs = {p.name: p.read_text(errors="replace")[-2000:] for p in tmp_path.glob("*.log")}
+    assert codes == [0, 0, 0, 0], (codes, logs)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rounds"] == 5 and summary["final_metrics"]["heldout.accuracy"] > 0.7
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["num_aggregated"] == 3 for r in rows)
+    proc = subprocess.run([str(BIN / "fscope"), "replay", "--bootstrap-servers", kafka_bootstrap, "--course", course,
+                           "--verify"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "verification passed" in proc.stdout

@@ -1,0 +1,68 @@
+"""Cross-backend: the torch and Keras twins of the zoo exchange the agreed layout bit-exactly, same function."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fscore.config import TrainerConfig
+from fscore.data.dataset import Dataset
+from fscore.models.keras_zoo import build_keras_model
+from fscore.models.torch_zoo import build_torch_model
+from fscore.models.zoo import ModelSpec, init_params, layout
+from fscore.trainers.keras_trainer import KerasTrainer
+from fscore.trainers.torch_trainer import TorchTrainer
+
+SPECS = [ModelSpec("logreg", (60,), 10), ModelSpec("mlp", (1, 8, 8), 10, 32), ModelSpec("convnet2", (1, 8, 8), 10, 32)]
+
+
+def trainers(spec: ModelSpec):
+    cfg = TrainerConfig(lr=0.05)
+    return (TorchTrainer(build_torch_model(spec), cfg, seed=(0, 3, 0)),
+            KerasTrainer(build_keras_model(spec), cfg, seed=(0, 3, 0)))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_torch_to_wire_to_keras_to_wire_to_torch_is_bit_exact(spec):
+    torch_t, keras_t = trainers(spec)
+    keras_t.set_parameters(torch_t.get_parameters())
+    through_keras = keras_t.get_parameters()
+    assert {k: v.shape for k, v in through_keras.items()} == layout(spec)
+    torch_t.set_parameters(through_keras)
+    original = init_params(spec, np.random.default_rng(7))
+    keras_t.set_parameters(original)
+    torch_t.set_parameters(keras_t.get_parameters())
+    for name, value in torch_t.get_parameters().items():
+        assert value.tobytes() == original[name].tobytes(), name
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_the_twins_compute_the_same_function_from_the_same_parameters(spec):
+    torch_t, keras_t = trainers(spec)
+    params = init_params(spec, np.random.default_rng(1))
+    torch_t.set_parameters(params)
+    keras_t.set_parameters(params)
+    rng = np.random.default_rng(2)
+    data = Dataset(rng.random((50, spec.num_features), dtype=np.float32), rng.integers(0, 10, 50))
+    a, b = torch_t.evaluate(data), keras_t.evaluate(data)
+    assert a.metrics["accuracy"] == pytest.approx(b.metrics["accuracy"], abs=1e-6)
+    assert a.metrics["loss"] == pytest.approx(b.metrics["loss"], rel=1e-5)
+
+
+def test_keras_training_is_deterministic_for_a_seed_and_reduces_the_loss():
+    spec = SPECS[1]
+    rng = np.random.default_rng(5)
+    data = Dataset(rng.random((64, 64), dtype=np.float32), rng.integers(0, 10, 64))
+    params = init_params(spec, np.random.default_rng(1))
+    results = []
+    for _ in range(2):
+        _, keras_t = trainers(spec)
+        keras_t.set_parameters(params)
+        keras_t.start_round(4)
+        before = keras_t.evaluate(data).metrics["loss"]
+        for _ in range(3):
+            keras_t.train(data)
+        results.append(keras_t.get_parameters())
+        assert keras_t.evaluate(data).metrics["loss"] < before
+    for name in results[0]:
+        assert results[0][name].tobytes() == results[1][name].tobytes(), name
