@@ -48,11 +48,15 @@ def wait_for(predicate, what: str, timeout: float = 300, watch: tuple = ()) -> N
         time.sleep(0.2)
 
 
-def wait_until_all_exit(processes: list[subprocess.Popen], what: str, timeout: float = 600) -> list[int | None]:
-    """Wait until every process has exited, or one fails (it would leave the others waiting); kill the rest."""
+def wait_until_all_exit(processes: list[subprocess.Popen], what: str, timeout: float = 600,
+                        may_fail: tuple[subprocess.Popen, ...] = ()) -> list[int | None]:
+    """Wait until every process has exited, or one fails (it would leave the others waiting); kill the rest.
+
+    ``may_fail``: processes expected to exit non-zero while the others carry on.
+    """
     try:
         wait_for(lambda: all(p.poll() is not None for p in processes)
-                 or any(p.poll() not in (None, 0) for p in processes), what, timeout=timeout)
+                 or any(p.poll() not in (None, 0) for p in processes if p not in may_fail), what, timeout=timeout)
         return [p.poll() for p in processes]
     finally:
         for p in processes:

@@ -96,3 +96,25 @@ def test_early_stopping_finishes_before_max_rounds():
         c.handle(Message("metrics", ("coordinator",), r + 1, {"split": "test", "num_samples": 1,
                                                               "values": {"accuracy": 0.5}}, sender="a", id=f"e{r}"))
     assert c.finished and c.state.finish_reason == "early_stopped" and c.state.round == 3
+
+
+def join_with_layout(c, name, layout):
+    c.handle(msg("join_in", name, {"address": name, "num_train_samples": 5, "num_test_samples": 1, "backend": "keras",
+                                    "layout": layout}))
+
+
+def test_a_participant_whose_model_does_not_fit_is_refused_and_the_course_goes_on_without_it():
+    c, outbox = coordinator(n=3)
+    join(c, "a")
+    join_with_layout(c, "tf", [{"name": "fc.weight", "shape": [64, 10], "dtype": "float32"},
+                               {"name": "fc.bias", "shape": [10], "dtype": "float32"}])
+    (refusal,) = outbox.of_type("refuse")
+    assert refusal.receivers == ("tf",)
+    assert refusal.payload["reason"] == ("refused: tf (keras) does not match the agreed layout: parameter `fc.weight` "
+                                         "has shape (64, 10); the agreed layout says (10, 64)")
+    assert not outbox.of_type("model_parameters")
+    join_with_layout(c, "b", [{"name": k, "shape": list(v.shape), "dtype": "float32"} for k, v in PARAMS.items()])
+    (broadcast,) = outbox.of_type("model_parameters")  # two joined and one refused: the course starts
+    assert broadcast.receivers == ("a", "b") and set(c.state.refused) == {"tf"}
+    with pytest.raises(RejectedMessage, match="model_update from unknown sender 'tf'"):
+        c.handle(update("tf", PARAMS))

@@ -79,4 +79,4 @@ def test_fscope_check_passes_the_example(tmp_path, example_config):
                            "--graph", str(tmp_path / "g")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "check passed" in proc.stdout
-    assert "message:join_in -> Coordinator.on_join_in emits [assign_id]" in proc.stdout
+    assert "message:join_in -> Coordinator.on_join_in emits [assign_id, refuse]" in proc.stdout

@@ -1,6 +1,6 @@
 """The coordinator (FL server) and its default handlers: sync and async courses as <event, handler> pairs.
 
-    message:join_in            -> on_join_in         emits assign_id
+    message:join_in            -> on_join_in         emits assign_id, or refuse (its model does not fit)
     condition:all_joined_in    -> begin_training     emits model_parameters, alarm
     message:model_update       -> on_model_update    (validates; buffers, or drops if too stale)
     message:alarm              -> on_alarm           (the time_up timer rang)
@@ -44,12 +44,14 @@ from fscore.message import (
     METRICS,
     MODEL_PARAMETERS,
     MODEL_UPDATE,
+    REFUSE,
     Message,
     MessageCatalog,
 )
 from fscore.samplers import Sampler
 from fscore.strategy import Strategy
 from fscore.worker import BaseWorker, Outbox
+from fstranslation.layout import layout_of, layout_problems
 
 log = structlog.get_logger("fscore.coordinator")
 
@@ -106,6 +108,7 @@ class CoordinatorState:
     phase: str = "joining"  # joining -> training <-> evaluating/round_done -> finished
     round: int = 0  # the global model's version: how many aggregations produced it
     participants: dict[str, ParticipantInfo] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)  # address -> why its model does not fit the layout
     busy: dict[str, int] = field(default_factory=dict)  # address -> round of the model it is training from
     sent_at: dict[str, float] = field(default_factory=dict)  # address -> virtual time its model was sent
     sampled: tuple[str, ...] = ()  # the latest dispatch
@@ -172,7 +175,7 @@ class Coordinator(BaseWorker):
             ("participant_idle", _participant_idle, training),
         ):
             self.add_condition(Condition.of(name, check, watches))
-        self.register(on_message(JOIN_IN), self.on_join_in, emits=[ASSIGN_ID])
+        self.register(on_message(JOIN_IN), self.on_join_in, emits=[ASSIGN_ID, REFUSE])
         self.register(on_condition("all_joined_in"), self.begin_training, emits=[MODEL_PARAMETERS, *alarm])
         self.register(on_message(MODEL_UPDATE), self.on_model_update)
         self.register(on_message(ALARM), self.on_alarm)
@@ -196,9 +199,14 @@ class Coordinator(BaseWorker):
         if info is None:
             if s.phase != "joining":
                 raise RejectedMessage(f"join_in from {msg.sender!r} after the course started (round {s.round})")
-            if len(s.participants) >= self.plan.participants:
+            s.refused.pop(msg.sender, None)  # a refused participant may come back with a model that fits
+            if len(s.participants) + len(s.refused) >= self.plan.participants:
                 raise RejectedMessage(f"join_in from {msg.sender!r}: the course is full "
                                       f"({self.plan.participants} participants)")
+            problems = self._layout_problems(p.get("layout", []))
+            if problems:
+                self._refuse(msg.sender, p["backend"], problems)
+                return
             info = ParticipantInfo(msg.sender, len(s.participants), p["num_train_samples"], p["num_test_samples"],
                                    p["backend"])
             s.participants[msg.sender] = info
@@ -208,6 +216,20 @@ class Coordinator(BaseWorker):
             log.debug("joined", course=self.course, participant=msg.sender, id=info.id)
         # A participant that joins again (e.g. after a restart) gets its id again.
         self.send(ASSIGN_ID, [msg.sender], s.round, {"participant_id": info.id, "address": msg.sender})
+
+    def _layout_problems(self, declared: list[Mapping[str, Any]]) -> list[str]:
+        """How a participant's declared model differs from the course's agreed layout (none declared: trusted)."""
+        if not declared:
+            return []
+        params = {d["name"]: np.empty(tuple(d["shape"]), dtype=d["dtype"]) for d in declared}
+        return layout_problems(params, layout_of(self.params))
+
+    def _refuse(self, address: str, backend: str, problems: list[str]) -> None:
+        """Refuse a participant whose model does not fit: it is told why and the course goes on without it."""
+        reason = f"refused: {address} ({backend}) does not match the agreed layout: " + "; ".join(problems)
+        self.state.refused[address] = reason
+        log.warning("participant_refused", course=self.course, participant=address, reason=reason)
+        self.send(REFUSE, [address], 0, {"reason": reason})
 
     def _expected_response_time(self, join: Mapping[str, Any]) -> float | None:
         """A first guess from the device a participant reports: one pass over its data, the model both ways."""
@@ -415,7 +437,9 @@ class Coordinator(BaseWorker):
 # worker it is given, so a test or a user handler may swap the coordinator's plan or strategy.
 
 def _all_joined_in(c: Coordinator) -> bool:
-    return c.state.phase == "joining" and len(c.state.participants) == c.plan.participants
+    """Everyone answered: joined, or was refused for a model that does not fit (and someone joined)."""
+    s = c.state
+    return s.phase == "joining" and bool(s.participants) and len(s.participants) + len(s.refused) == c.plan.participants
 
 
 def _all_received(c: Coordinator) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -23,7 +23,7 @@ from fscore.data.dataset import ClientData, Federation
 from fscore.errors import ConfigError
 from fscore.events import Event
 from fscore.message import COORDINATOR, MessageCatalog
-from fscore.models.zoo import ModelSpec, init_params, layout
+from fscore.models.zoo import ModelSpec, init_params
 from fscore.participant import Participant
 from fscore.samplers import make_sampler
 from fscore.simulation.device import DeviceProfile, device_profiles
@@ -31,7 +31,6 @@ from fscore.strategy import Strategy
 from fscore.topics import CourseTopics
 from fscore.trainers.base import Trainer
 from fscore.worker import BaseWorker, Outbox
-from fstranslation.layout import TensorSpec
 
 # Distinct streams of randomness, so adding draws to one never shifts another.
 _STREAM_INIT, _STREAM_SAMPLER, _STREAM_TRAINER, _STREAM_DEVICES = 1, 2, 3, 4
@@ -82,10 +81,6 @@ class CourseBuilder:
         except ValueError as exc:
             raise ConfigError(f"model.name: {exc}") from None
 
-    def agreed_layout(self) -> dict[str, TensorSpec]:
-        """Names, shapes and dtypes every backend's model must encode to (paper §3.5): the zoo's layout."""
-        return {name: TensorSpec(shape) for name, shape in layout(self.model_spec).items()}
-
     def initial_params(self) -> dict[str, np.ndarray]:
         return init_params(self.model_spec, np.random.default_rng([self.config.seed, _STREAM_INIT]))
 
@@ -125,19 +120,14 @@ class CourseBuilder:
                                np.random.default_rng([self.config.seed, _STREAM_DEVICES]))
 
     def participant(self, index: int, outbox: Outbox, *, trainer: Trainer | None = None,
-                    profile: DeviceProfile | None = None, incarnation: str = "0", alone: bool = False,
-                    layout: Mapping[str, TensorSpec] | None = None) -> Participant:
-        """Participant ``index``. ``alone``: the only worker of this process, which then keeps only its own data.
-
-        ``layout``: the course's agreed layout when it comes from elsewhere than this config (a participant
-        service reads it from the course manifest, so its own model settings cannot redefine it).
-        """
+                    profile: DeviceProfile | None = None, incarnation: str = "0", alone: bool = False
+                    ) -> Participant:
+        """Participant ``index``. ``alone``: the only worker of this process, which then keeps only its own data."""
         c = self.config
         sim = c.simulation
         worker = Participant(participant_address(index), c.course_id, self.catalog, outbox,
                              trainer=trainer or self.trainer(index), data=self.participant_data(index, alone=alone),
                              profile=profile or self.device_profile(index), pace=sim.pace if alone else 0.0,
-                             layout=layout if layout is not None else self.agreed_layout(),
                              incarnation=incarnation)
         return self._customise(worker)
 

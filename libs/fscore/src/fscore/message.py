@@ -27,6 +27,7 @@ EVALUATE = "evaluate"
 METRICS = "metrics"
 FINISH = "finish"
 ALARM = "alarm"  # the coordinator's own time_up timer, sent to itself through its inbox
+REFUSE = "refuse"  # a participant whose model does not fit the agreed layout is turned away
 # Not sent between workers: the coordinator writes these to the course's meta topic.
 COURSE_MANIFEST = "course_manifest"
 COURSE_FINISHED = "course_finished"
@@ -40,6 +41,7 @@ _BUILTIN_ROLES: dict[str, Role] = {
     METRICS: "coordinator",
     FINISH: "participant",
     ALARM: "coordinator",
+    REFUSE: "participant",
 }
 
 

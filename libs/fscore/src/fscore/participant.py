@@ -5,6 +5,7 @@
     message:model_parameters -> train_and_report      emits model_update
     message:evaluate         -> evaluate_and_report   emits metrics
     message:finish           -> on_finish
+    message:refuse           -> on_refuse             (its model does not fit the agreed layout)
 
 Replies are stamped in virtual time: the received timestamp plus the device profile's download,
 compute and upload costs (docs/architecture.md, "Time").
@@ -30,13 +31,13 @@ from fscore.message import (
     MODEL_PARAMETERS,
     MODEL_UPDATE,
     PARTICIPANT,
+    REFUSE,
     Message,
     MessageCatalog,
 )
 from fscore.simulation.device import DeviceProfile
 from fscore.trainers.base import Trainer
 from fscore.worker import BaseWorker, Outbox
-from fstranslation.layout import Layout, check_layout
 
 log = structlog.get_logger("fscore.participant")
 
@@ -50,16 +51,16 @@ class Participant(BaseWorker):
 
     def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox, *, trainer: Trainer,
                  data: ClientData, profile: DeviceProfile | None = None, coordinator: str = COORDINATOR,
-                 pace: float = 0.0, layout: Layout | None = None, incarnation: str = "0") -> None:
+                 pace: float = 0.0, incarnation: str = "0") -> None:
         self.trainer = trainer
         self.data = data
         self.profile = profile or DeviceProfile()
         self.pace = pace  # deployment: sleep pace x the virtual duration of a reply, to emulate a slow device
-        self.layout = layout  # the course's agreed parameter layout, checked before joining
         self.coordinator = coordinator
         self.participant_id: int | None = None
         self.finished = False
         self.finish_reason = ""
+        self.refused = False
         self.rounds_trained = 0
         super().__init__(address, course, catalog, outbox, incarnation)
 
@@ -69,20 +70,17 @@ class Participant(BaseWorker):
         self.register(on_message(MODEL_PARAMETERS), self.train_and_report, emits=[MODEL_UPDATE])
         self.register(on_message(EVALUATE), self.evaluate_and_report, emits=[METRICS])
         self.register(on_message(FINISH), self.on_finish)
+        self.register(on_message(REFUSE), self.on_refuse)
 
     def join(self, _: Message | None = None) -> None:
-        """Ask to take part, once this participant's model is known to fit the agreed layout.
-
-        A model that does not fit (a TensorFlow twin with other layer shapes, say) raises
-        :class:`LayoutError` naming each parameter and both shapes, and the participant never joins.
-        """
-        if self.layout is not None:
-            check_layout(self.trainer.get_parameters(), self.layout, f"{self.address} ({self.trainer.backend})")
+        """Ask to take part, declaring the layout of this participant's model so the coordinator can refuse it."""
+        params = self.trainer.get_parameters()
         self.send(JOIN_IN, [self.coordinator], 0, {
             "address": self.address, "num_train_samples": len(self.data.train),
             "num_test_samples": len(self.data.test), "backend": self.trainer.backend,
             "compute_s_per_sample": self.profile.compute_s_per_sample,
-            "bandwidth_bytes_per_s": self.profile.bandwidth_bytes_per_s})
+            "bandwidth_bytes_per_s": self.profile.bandwidth_bytes_per_s,
+            "layout": [{"name": k, "shape": list(v.shape), "dtype": str(v.dtype)} for k, v in params.items()]})
 
     def on_assign_id(self, msg: Message) -> None:
         self.participant_id = msg.payload["participant_id"]
@@ -117,3 +115,10 @@ class Participant(BaseWorker):
         self.trainer.set_parameters(msg.payload["tensors"])
         self.finished = True
         self.finish_reason = msg.payload["reason"]
+
+    def on_refuse(self, msg: Message) -> None:
+        """The coordinator turned this participant away: its model does not fit the agreed layout."""
+        self.finished = True
+        self.refused = True
+        self.finish_reason = msg.payload["reason"]
+        log.error("refused", participant=self.address, backend=self.trainer.backend, reason=self.finish_reason)

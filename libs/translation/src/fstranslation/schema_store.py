@@ -28,6 +28,7 @@ BUILTIN_PAYLOADS = {
     "metrics": "metrics.avsc",
     "finish": "finish.avsc",
     "alarm": "alarm.avsc",
+    "refuse": "refuse.avsc",
     "course_manifest": "course_manifest.avsc",
     "course_finished": "course_finished.avsc",
 }

@@ -31,7 +31,6 @@ from fscore.deployment import (
     connect,
     course_finished,
     new_incarnation,
-    read_manifest,
     serve,
     service_config,
 )
@@ -40,7 +39,6 @@ from fscore.log_setup import configure_logging
 from fscore.message import PARTICIPANT
 from fscore.participant import Participant
 from fscore.worker import Outbox
-from fstranslation import LayoutError
 
 log = structlog.get_logger("fscope.participant")
 
@@ -69,27 +67,18 @@ def run(config: CourseConfig, index: int) -> int:
         log.info("course_already_finished", course=config.course_id, participant=address, **finished)
         transport.close()
         return EXIT_OK
-    try:  # the agreed layout is the course's (its manifest), whatever this participant's own model settings say
-        agreed = CourseBuilder(read_manifest(transport, builder.topics, builder.catalog, timeout=60)).agreed_layout()
-    except TransportError as exc:
-        log.error("no_course_manifest", error=str(exc))
-        transport.close()
-        return EXIT_TRANSPORT
     communicator = Communicator(transport, builder.topics, builder.catalog, address)
-    participant = builder.participant(index, communicator, incarnation=new_incarnation(), alone=True, layout=agreed)
+    participant = builder.participant(index, communicator, incarnation=new_incarnation(), alone=True)
     communicator.subscribe(PARTICIPANT)
     log.info("serving", course=config.course_id, participant=address, train=len(participant.data.train),
              test=len(participant.data.test))
-    try:
-        participant.start()  # join_in; a restarted participant joins again and gets its id again
-    except LayoutError as exc:  # its model does not fit the course's agreed layout: it never joins
-        log.error("layout_mismatch", participant=address, backend=participant.trainer.backend, error=str(exc))
-        transport.close()
-        return EXIT_CONFIG
+    participant.start()  # join_in; a restarted participant joins again and gets its id again
     transport.flush()
     code = serve(participant, communicator, done=lambda: participant.finished,
                  poll_timeout=config.transport.kafka.poll_timeout_s, stop=StopFlag())
     transport.close()
+    if participant.refused:  # its model does not fit the course's agreed layout (the reason is logged)
+        code = EXIT_CONFIG
     log.info("exiting", participant=address, code=code, rounds_trained=participant.rounds_trained)
     return code
 
