@@ -14,14 +14,14 @@ from __future__ import annotations
 import numpy as np
 from harness import median_seconds, report
 
-from fscore.models.zoo import ModelSpec, init_params
+from fscore.models.zoo import ModelSpec, init_params, zoo_layout
 from fstranslation.adapters import get_adapter
 
 keras = get_adapter("tensorflow")
 
 
 def models() -> dict[str, dict[str, np.ndarray]]:
-    convnet2 = init_params(ModelSpec("convnet2", (1, 28, 28), 62, hidden=2048), np.random.default_rng(0))
+    convnet2 = init_params(zoo_layout(ModelSpec("convnet2", (1, 28, 28), 62, hidden=2048)), np.random.default_rng(0))
     rng = np.random.default_rng(1)
     big = {f"layer{i}.weight": rng.standard_normal((2000, 1250), dtype=np.float32) for i in range(10)}
     big |= {f"layer{i}.bias": np.zeros(2000, np.float32) for i in range(10)}

@@ -26,6 +26,13 @@ def example_config() -> Path:
     return ROOT / "examples" / "digits_fedavg.yaml"
 
 
+@pytest.fixture
+def mylab(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """examples/mylab importable, as `PYTHONPATH=examples` makes it for a user; returns the custom-model config."""
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    return ROOT / "examples" / "digits_custom_model.yaml"
+
+
 def _docker_engine() -> bool:
     try:
         import docker

@@ -34,6 +34,21 @@ def test_a_mixed_standalone_course_converges_like_an_all_torch_one(example_confi
     assert again.summary["model_sha256"] == mixed.summary["model_sha256"]
 
 
+def test_a_custom_model_runs_in_a_mixed_course_from_one_config_and_a_participant_without_its_codec_is_refused(
+        mylab):
+    torch_only = run_standalone(load_config(mylab, ["rounds=10", "trainer.participant_backends={}"]), progress=False)
+    mixed = run_standalone(load_config(mylab, ["rounds=10"]), progress=False)
+    a = torch_only.summary["final_metrics"]["heldout.accuracy"]
+    b = mixed.summary["final_metrics"]["heldout.accuracy"]
+    assert a > 0.8 and abs(a - b) <= 0.02, (a, b)
+    # without their codec the Keras participants' names do not fit: refused, and the course goes on without them
+    refused = run_standalone(load_config(mylab, ["rounds=3", "trainer.adapters={}"]), progress=False)
+    assert [p.refused for p in refused.participants] == [i % 2 == 1 for i in range(10)]
+    assert "missing parameter `hidden1.weight`" in refused.participants[1].finish_reason
+    assert "extra parameter `dense_a.weight` with shape (32, 64)" in refused.participants[1].finish_reason
+    assert refused.summary["rounds"] == 3
+
+
 def test_a_mixed_course_over_kafka_goes_on_without_a_refused_participant_and_replays(tmp_path, kafka_bootstrap,
                                                                                     example_config):
     course = f"e2e-mixed-{uuid.uuid4().hex[:8]}"

@@ -9,7 +9,7 @@ from fscore.config import TrainerConfig
 from fscore.data.dataset import Dataset
 from fscore.models.keras_zoo import build_keras_model
 from fscore.models.torch_zoo import build_torch_model
-from fscore.models.zoo import ModelSpec, init_params, layout
+from fscore.models.zoo import ModelSpec, init_params, layout, zoo_layout
 from fscore.trainers.keras_trainer import KerasTrainer
 from fscore.trainers.torch_trainer import TorchTrainer
 
@@ -29,7 +29,7 @@ def test_torch_to_wire_to_keras_to_wire_to_torch_is_bit_exact(spec):
     through_keras = keras_t.get_parameters()
     assert {k: v.shape for k, v in through_keras.items()} == layout(spec)
     torch_t.set_parameters(through_keras)
-    original = init_params(spec, np.random.default_rng(7))
+    original = init_params(zoo_layout(spec), np.random.default_rng(7))
     keras_t.set_parameters(original)
     torch_t.set_parameters(keras_t.get_parameters())
     for name, value in torch_t.get_parameters().items():
@@ -39,7 +39,7 @@ def test_torch_to_wire_to_keras_to_wire_to_torch_is_bit_exact(spec):
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_the_twins_compute_the_same_function_from_the_same_parameters(spec):
     torch_t, keras_t = trainers(spec)
-    params = init_params(spec, np.random.default_rng(1))
+    params = init_params(zoo_layout(spec), np.random.default_rng(1))
     torch_t.set_parameters(params)
     keras_t.set_parameters(params)
     rng = np.random.default_rng(2)
@@ -53,7 +53,7 @@ def test_keras_training_is_deterministic_for_a_seed_and_reduces_the_loss():
     spec = SPECS[1]
     rng = np.random.default_rng(5)
     data = Dataset(rng.random((64, 64), dtype=np.float32), rng.integers(0, 10, 64))
-    params = init_params(spec, np.random.default_rng(1))
+    params = init_params(zoo_layout(spec), np.random.default_rng(1))
     results = []
     for _ in range(2):
         _, keras_t = trainers(spec)
@@ -66,3 +66,23 @@ def test_keras_training_is_deterministic_for_a_seed_and_reduces_the_loss():
         assert keras_t.evaluate(data).metrics["loss"] < before
     for name in results[0]:
         assert results[0][name].tobytes() == results[1][name].tobytes(), name
+
+
+def test_a_custom_model_with_its_own_keras_codec_round_trips_bit_exactly_and_computes_the_same(mylab):
+    from fscore.config import load_config
+    from fscore.course import CourseBuilder
+
+    b = CourseBuilder(load_config(mylab))
+    torch_t, keras_t = b.trainer(0), b.trainer(1)  # participant 1 runs TensorFlow in the example
+    assert (torch_t.backend, keras_t.backend) == ("torch", "tensorflow")
+    assert {k for k in keras_t.variables} == {f"{layer}.{v}" for layer in ("dense_a", "dense_b", "logits")
+                                              for v in ("kernel", "bias")}  # its own names, not the agreed ones
+    original = b.initial_params()
+    torch_t.set_parameters(original)
+    keras_t.set_parameters(torch_t.get_parameters())
+    torch_t.set_parameters(keras_t.get_parameters())
+    for name, value in torch_t.get_parameters().items():
+        assert value.tobytes() == original[name].tobytes(), name
+    rng = np.random.default_rng(2)
+    data = Dataset(rng.random((50, 64), dtype=np.float32), rng.integers(0, 10, 50))
+    assert torch_t.evaluate(data).metrics["loss"] == pytest.approx(keras_t.evaluate(data).metrics["loss"], rel=1e-5)

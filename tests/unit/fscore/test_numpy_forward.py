@@ -3,16 +3,17 @@ import pytest
 
 from fscore.data.federation import load_digits_dataset
 from fscore.models.numpy_forward import NumpyEvaluator
-from fscore.models.zoo import ModelSpec, init_params
+from fscore.models.torch_zoo import build_torch_model
+from fscore.models.zoo import ModelSpec, init_params, zoo_layout
 from fscore.trainers.torch_trainer import TorchEvaluator
 
 
 @pytest.mark.parametrize("name", ["logreg", "mlp"])
 def test_numpy_evaluation_matches_torch(name):
     spec = ModelSpec(name, (1, 8, 8), 10, 32)
-    params = init_params(spec, np.random.default_rng(0))
+    params = init_params(zoo_layout(spec), np.random.default_rng(0))
     data = load_digits_dataset()
-    ours, ref = NumpyEvaluator(spec, data)(params), TorchEvaluator(spec, data)(params)
+    ours, ref = NumpyEvaluator(spec, data)(params), TorchEvaluator(build_torch_model(spec), data)(params)
     assert ours["accuracy"] == pytest.approx(ref["accuracy"], abs=1e-3)
     assert ours["loss"] == pytest.approx(ref["loss"], rel=1e-4)
 

@@ -40,15 +40,61 @@ class DataConfig(_Strict):
         "{index} in the path is replaced by the participant's index"))
 
 
+Backend = Literal["torch", "tensorflow"]
+_HOOK = r"^[\w.]+:\w+$"  # module:function
+
+
+class ParameterConfig(_Strict):
+    """One parameter of a declared agreed layout, in torch's conventions (dense [out, in], conv OIHW)."""
+
+    name: str = Field(min_length=1)
+    shape: tuple[int, ...]
+    dtype: Literal["float16", "float32", "float64", "int32", "int64"] = "float32"
+
+
 class ModelConfig(_Strict):
-    name: Literal["logreg", "mlp", "convnet2"] = "mlp"
+    """The course's model, and so its agreed layout: a zoo model's, or one the config declares.
+
+    A ``custom`` model declares its layout in ``layout``; each participant builds its model with the
+    ``builders`` hook of its backend. A zoo model may declare its layout too, as a check.
+    """
+
+    name: Literal["logreg", "mlp", "convnet2", "custom"] = "mlp"
     hidden: int = Field(64, ge=1)
+    layout: list[ParameterConfig] | None = Field(None, description=(
+        "the agreed layout, declared: required for a custom model; for a zoo model it must equal the zoo's"))
+    builders: dict[Backend, str] = Field(default_factory=dict, description=(
+        "backend -> module:function(ModelSpec) returning that backend's model (a torch nn.Module, a Keras "
+        "model); replaces the zoo's twin"))
+    init: str | None = Field(None, pattern=_HOOK, description=(
+        "module:function(layout, rng) -> the initial global parameters (numpy); default: torch's "
+        "U(+-1/sqrt(fan_in)) over the layout"))
+
+    @model_validator(mode="after")
+    def _custom_complete(self) -> ModelConfig:
+        if self.name == "custom" and not self.layout:
+            raise ValueError("model.layout: a custom model needs its agreed layout declared (name, shape, dtype of "
+                             "every parameter)")
+        names = [p.name for p in self.layout or []]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"model.layout: parameters {repeated} are declared more than once")
+        bad = sorted(b for b, hook in self.builders.items() if not re.match(_HOOK, hook))
+        if bad:
+            raise ValueError(f"model.builders.{bad[0]}: {self.builders[bad[0]]!r} is not module:function")
+        return self
 
 
 class TrainerConfig(_Strict):
-    backend: Literal["torch", "tensorflow"] = "torch"
-    participant_backends: dict[int, Literal["torch", "tensorflow"]] = Field(default_factory=dict, description=(
+    backend: Backend = "torch"
+    participant_backends: dict[int, Backend] = Field(default_factory=dict, description=(
         "a mixed course in one config: participant index -> backend, for those not on `backend`"))
+    adapters: dict[Backend, str] = Field(default_factory=dict, description=(
+        "backend -> module[:object] exposing to_wire/from_wire: a participant's own encode and decode between "
+        "its model's parameters and the agreed layout, instead of the backend's adapter"))
+    factory: str | None = Field(None, pattern=_HOOK, description=(
+        "module:function(ModelSpec, TrainerConfig, seed) -> Trainer: a trainer of your own, for every "
+        "participant of this config (a process's own config over Kafka)"))
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = Field(0.1, gt=0)
     momentum: float = Field(0.0, ge=0, lt=1)

@@ -23,7 +23,7 @@ from fscore.data.dataset import ClientData, Federation
 from fscore.errors import ConfigError
 from fscore.events import Event
 from fscore.message import COORDINATOR, MessageCatalog
-from fscore.models.zoo import ModelSpec, init_params
+from fscore.models.zoo import ModelSpec, init_params, zoo_layout
 from fscore.participant import Participant
 from fscore.samplers import make_sampler
 from fscore.simulation.device import DeviceProfile, device_profiles
@@ -31,15 +31,19 @@ from fscore.strategy import Strategy
 from fscore.topics import CourseTopics
 from fscore.trainers.base import Trainer
 from fscore.worker import BaseWorker, Outbox
+from fstranslation.adapters import BackendAdapter
+from fstranslation.layout import TensorSpec, layout_differences, layout_problems
 
 # Distinct streams of randomness, so adding draws to one never shifts another.
 _STREAM_INIT, _STREAM_SAMPLER, _STREAM_TRAINER, _STREAM_DEVICES = 1, 2, 3, 4
 
 
 def import_object(path: str, what: str) -> Any:
+    """``module:attribute``, or the module itself for a bare ``module``; ``what`` names the config key."""
     module_name, _, attr = path.partition(":")
     try:
-        return getattr(importlib.import_module(module_name), attr)
+        module = importlib.import_module(module_name)
+        return getattr(module, attr) if attr else module
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"{what}: cannot import {path!r} ({exc})") from None
 
@@ -81,8 +85,32 @@ class CourseBuilder:
         except ValueError as exc:
             raise ConfigError(f"model.name: {exc}") from None
 
+    @cached_property
+    def agreed_layout(self) -> dict[str, TensorSpec]:
+        """The parameters every participant exchanges: declared in ``model.layout``, or the zoo model's."""
+        model = self.config.model
+        declared = {p.name: TensorSpec(p.shape, p.dtype) for p in model.layout or []}
+        if model.name == "custom":
+            return declared
+        zoo = zoo_layout(self.model_spec)
+        problems = layout_differences(declared, zoo) if declared else []
+        if problems:
+            raise ConfigError(f"model.layout: the declared layout is not the zoo's {model.name}: "
+                              + "; ".join(problems))
+        return zoo
+
     def initial_params(self) -> dict[str, np.ndarray]:
-        return init_params(self.model_spec, np.random.default_rng([self.config.seed, _STREAM_INIT]))
+        """The initial global model; a ``model.init`` hook must return exactly the agreed layout."""
+        rng = np.random.default_rng([self.config.seed, _STREAM_INIT])
+        hook = self.config.model.init
+        if hook is None:
+            return init_params(self.agreed_layout, rng)
+        params = {k: np.asarray(v) for k, v in import_object(hook, "model.init")(self.agreed_layout, rng).items()}
+        problems = layout_problems(params, self.agreed_layout)
+        if problems:
+            raise ConfigError(f"model.init: {hook} returned parameters that do not match the agreed layout: "
+                              + "; ".join(problems))
+        return params
 
     def plan(self) -> CoursePlan:
         c = self.config
@@ -145,24 +173,70 @@ class CourseBuilder:
         return load_local_shard(self.config.data, index, self.config.seed, int(np.prod(spec.input_shape)),
                                 spec.num_classes)
 
+    def backend(self, index: int) -> str:
+        cfg = self.config.trainer
+        return cfg.participant_backends.get(index, cfg.backend)
+
     def trainer(self, index: int) -> Trainer:
-        """Participant ``index``'s trainer, in its own backend; all backends exchange the agreed layout."""
+        """Participant ``index``'s trainer, in its own backend; all backends exchange the agreed layout.
+
+        Hooks, in order: ``trainer.factory`` builds the whole trainer; else the backend's trainer wraps
+        ``model.builders[backend]`` (or the zoo's twin) and encodes with ``trainer.adapters[backend]``
+        (or the backend's adapter).
+        """
         cfg = self.config.trainer
         seed = (self.config.seed, _STREAM_TRAINER, index)
-        if cfg.participant_backends.get(index, cfg.backend) == "tensorflow":
-            from fscore.models.keras_zoo import build_keras_model
+        if cfg.factory is not None:
+            trainer = import_object(cfg.factory, "trainer.factory")(self.model_spec, cfg, seed)
+            if not isinstance(trainer, Trainer):
+                raise ConfigError(f"trainer.factory: {cfg.factory} returned {type(trainer).__name__}, not a Trainer")
+            return trainer
+        backend = self.backend(index)
+        model, adapter = self.backend_model(backend), self._adapter(backend)
+        if backend == "tensorflow":
             from fscore.trainers.keras_trainer import KerasTrainer
 
-            return KerasTrainer(build_keras_model(self.model_spec), cfg, seed=seed)
-        from fscore.models.torch_zoo import build_torch_model
+            return KerasTrainer(model, cfg, seed=seed, adapter=adapter)
         from fscore.trainers.torch_trainer import TorchTrainer
 
-        return TorchTrainer(build_torch_model(self.model_spec), cfg, seed=seed)
+        return TorchTrainer(model, cfg, seed=seed, adapter=adapter)
 
-    def heldout_evaluator(self) -> Evaluator:
+    def backend_model(self, backend: str) -> Any:
+        """A fresh model in ``backend``: the config's builder hook, else the zoo's twin."""
+        if backend == "tensorflow":
+            import fscore.trainers.keras_trainer  # noqa: F401  (before any hook imports TensorFlow: see there)
+        hook = self.config.model.builders.get(backend)  # type: ignore[call-overload]
+        if hook is not None:
+            return import_object(hook, f"model.builders.{backend}")(self.model_spec)
+        if self.config.model.name == "custom":
+            raise ConfigError(f"model.builders.{backend}: a custom model needs a {backend} builder "
+                              "(module:function taking a ModelSpec) for participants on that backend")
+        if backend == "tensorflow":
+            from fscore.models.keras_zoo import build_keras_model
+
+            return build_keras_model(self.model_spec)
+        from fscore.models.torch_zoo import build_torch_model
+
+        return build_torch_model(self.model_spec)
+
+    def _adapter(self, backend: str) -> BackendAdapter | None:
+        hook = self.config.trainer.adapters.get(backend)  # type: ignore[call-overload]
+        if hook is None:
+            return None
+        where = f"trainer.adapters.{backend}"
+        adapter = import_object(hook, where)
+        missing = [f for f in ("to_wire", "from_wire") if not callable(getattr(adapter, f, None))]
+        if missing:
+            raise ConfigError(f"{where}: {hook} has no {' or '.join(missing)}")
+        return adapter
+
+    def heldout_evaluator(self) -> Evaluator | None:
+        """The standalone coordinator's held-out evaluation, on the course's torch model (none without one)."""
+        if self.config.model.name == "custom" and "torch" not in self.config.model.builders:
+            return None
         from fscore.trainers.torch_trainer import TorchEvaluator
 
-        return TorchEvaluator(self.model_spec, self.federation.heldout)
+        return TorchEvaluator(self.backend_model("torch"), self.federation.heldout, self._adapter("torch"))
 
     def numpy_evaluator(self) -> Evaluator | None:
         """A framework-free held-out evaluator for the coordinator service (logreg and MLP only)."""

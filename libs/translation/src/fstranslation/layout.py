@@ -29,21 +29,26 @@ def layout_of(params: Mapping[str, np.ndarray]) -> dict[str, TensorSpec]:
     return {name: TensorSpec(tuple(a.shape), str(a.dtype)) for name, a in params.items()}
 
 
-def layout_problems(params: Mapping[str, np.ndarray], layout: Layout) -> list[str]:
-    """Every way ``params`` differs from ``layout``: missing, extra, wrong shape, wrong dtype."""
+def layout_differences(got: Layout, agreed: Layout) -> list[str]:
+    """Every way layout ``got`` differs from ``agreed``: missing, extra, wrong shape, wrong dtype."""
     problems = [f"missing parameter `{name}` (the layout expects shape {spec.shape}, {spec.dtype})"
-                for name, spec in layout.items() if name not in params]
-    problems += [f"extra parameter `{name}` with shape {tuple(a.shape)} (not in the agreed layout)"
-                 for name, a in params.items() if name not in layout]
-    for name, spec in layout.items():
-        if name not in params:
+                for name, spec in agreed.items() if name not in got]
+    problems += [f"extra parameter `{name}` with shape {spec.shape} (not in the agreed layout)"
+                 for name, spec in got.items() if name not in agreed]
+    for name, spec in agreed.items():
+        if name not in got:
             continue
-        got = params[name]
-        if tuple(got.shape) != spec.shape:
-            problems.append(f"parameter `{name}` has shape {tuple(got.shape)}; the agreed layout says {spec.shape}")
-        elif str(got.dtype) != spec.dtype:
-            problems.append(f"parameter `{name}` is {got.dtype}; the agreed layout says {spec.dtype}")
+        mine = got[name]
+        if mine.shape != spec.shape:
+            problems.append(f"parameter `{name}` has shape {mine.shape}; the agreed layout says {spec.shape}")
+        elif mine.dtype != spec.dtype:
+            problems.append(f"parameter `{name}` is {mine.dtype}; the agreed layout says {spec.dtype}")
     return problems
+
+
+def layout_problems(params: Mapping[str, np.ndarray], layout: Layout) -> list[str]:
+    """Every way ``params`` differs from ``layout``."""
+    return layout_differences(layout_of(params), layout)
 
 
 def check_layout(params: Mapping[str, np.ndarray], layout: Layout, who: str) -> None:

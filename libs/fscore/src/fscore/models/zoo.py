@@ -4,16 +4,22 @@ The layout is backend-independent, so the coordinator (which imports no ML frame
 initial global model from it, and every backend's twin of a model loads the same parameters.
 Names and shapes follow torch's conventions (Linear weight is [out, in], Conv2d is OIHW).
 Initialisation matches torch's defaults for Linear and Conv2d: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+A ``custom`` model is not in the zoo: the course config declares its layout (``model.layout``),
+and each backend's model comes from the config's ``model.builders``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-MODELS = ("logreg", "mlp", "convnet2")
+from fstranslation.layout import TensorSpec
+
+MODELS = ("logreg", "mlp", "convnet2", "custom")
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,8 @@ class ModelSpec:
 
 def layout(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     """Parameter name -> shape, in the order backends and the wire use."""
+    if spec.name == "custom":
+        raise ValueError("a custom model is not in the zoo; its layout is declared in model.layout")
     c = spec.num_classes
     if spec.name == "logreg":
         return {"fc.weight": (c, spec.num_features), "fc.bias": (c,)}
@@ -49,12 +57,19 @@ def layout(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
             "fc2.weight": (c, spec.hidden), "fc2.bias": (c,)}
 
 
-def init_params(spec: ModelSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def zoo_layout(spec: ModelSpec) -> dict[str, TensorSpec]:
+    return {name: TensorSpec(shape) for name, shape in layout(spec).items()}
+
+
+def init_params(agreed: Mapping[str, TensorSpec], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Torch's default Linear/Conv initialisation over a layout, in its order: each tensor of two or more
+    dimensions is a weight with fan-in prod(shape[1:]); a one-dimensional tensor (a bias) takes the bound of
+    the weight before it. Models needing anything else (BatchNorm's running variance) set ``model.init``."""
     params: dict[str, np.ndarray] = {}
     fan_in = 1
-    for name, shape in layout(spec).items():
-        if name.endswith(".weight"):
-            fan_in = math.prod(shape[1:])
+    for name, spec in agreed.items():
+        if len(spec.shape) >= 2:
+            fan_in = math.prod(spec.shape[1:])
         bound = 1.0 / math.sqrt(fan_in)
-        params[name] = rng.uniform(-bound, bound, shape).astype(np.float32)
+        params[name] = rng.uniform(-bound, bound, spec.shape).astype(spec.dtype)
     return params

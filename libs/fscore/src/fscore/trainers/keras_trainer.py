@@ -17,7 +17,7 @@ import numpy as np
 from fscore.config import TrainerConfig
 from fscore.data.dataset import Dataset
 from fscore.trainers.base import EvalResult, Trainer, TrainResult, batches
-from fstranslation.adapters import get_adapter
+from fstranslation.adapters import BackendAdapter, get_adapter
 
 _adapter = get_adapter("tensorflow")
 
@@ -41,12 +41,14 @@ def _variables(model: Any) -> dict[str, Any]:
 class KerasTrainer(Trainer):
     backend = "tensorflow"
 
-    def __init__(self, model: Any, cfg: TrainerConfig, seed: Sequence[int]) -> None:
+    def __init__(self, model: Any, cfg: TrainerConfig, seed: Sequence[int],
+                 adapter: BackendAdapter | None = None) -> None:
         import keras
         import tensorflow as tf
 
         self.tf = tf
         self.model = model
+        self.adapter = adapter or _adapter  # a participant's own encode/decode for a custom model
         self.cfg = cfg
         self.seed = tuple(seed)
         self.rng = np.random.default_rng(self.seed)
@@ -57,10 +59,10 @@ class KerasTrainer(Trainer):
         self.rng = np.random.default_rng([*self.seed, round_])
 
     def get_parameters(self) -> dict[str, np.ndarray]:
-        return _adapter.to_wire({k: v.numpy() for k, v in self.variables.items()})
+        return self.adapter.to_wire({k: v.numpy() for k, v in self.variables.items()})
 
     def set_parameters(self, params: Mapping[str, np.ndarray]) -> None:
-        arrays = _adapter.from_wire(params)
+        arrays = self.adapter.from_wire(params)
         missing = sorted(set(self.variables) - set(arrays))
         extra = sorted(set(arrays) - set(self.variables))
         if missing or extra:

@@ -11,7 +11,7 @@ from torch import nn
 from fscore.config import TrainerConfig
 from fscore.data.dataset import Dataset
 from fscore.trainers.base import EvalResult, Trainer, TrainResult, batches
-from fstranslation.adapters import get_adapter
+from fstranslation.adapters import BackendAdapter, get_adapter
 
 _adapter = get_adapter("torch")
 
@@ -19,8 +19,10 @@ _adapter = get_adapter("torch")
 class TorchTrainer(Trainer):
     backend = "torch"
 
-    def __init__(self, model: nn.Module, cfg: TrainerConfig, seed: Sequence[int]) -> None:
+    def __init__(self, model: nn.Module, cfg: TrainerConfig, seed: Sequence[int],
+                 adapter: BackendAdapter | None = None) -> None:
         self.model = model
+        self.adapter = adapter or _adapter  # a participant's own encode/decode for a custom model
         self.cfg = cfg
         self.seed = tuple(seed)
         self.rng = np.random.default_rng(self.seed)
@@ -30,10 +32,10 @@ class TorchTrainer(Trainer):
         self.rng = np.random.default_rng([*self.seed, round_])
 
     def get_parameters(self) -> dict[str, np.ndarray]:
-        return _adapter.to_wire(self.model.state_dict())
+        return self.adapter.to_wire(self.model.state_dict())
 
     def set_parameters(self, params: Mapping[str, np.ndarray]) -> None:
-        self.model.load_state_dict(_adapter.from_wire(params), strict=True)
+        self.model.load_state_dict(self.adapter.from_wire(params), strict=True)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         cfg = self.cfg
@@ -73,16 +75,15 @@ class TorchTrainer(Trainer):
 class TorchEvaluator:
     """Evaluates a global model on the coordinator's held-out set (the coordinator stays framework-free)."""
 
-    def __init__(self, spec: object, data: Dataset) -> None:
-        from fscore.models.torch_zoo import build_torch_model
-
-        self.model = build_torch_model(spec)  # type: ignore[arg-type]
+    def __init__(self, model: nn.Module, data: Dataset, adapter: BackendAdapter | None = None) -> None:
+        self.model = model
+        self.adapter = adapter or _adapter
         self.data = data
         self.loss_fn = nn.CrossEntropyLoss()
 
     @torch.no_grad()
     def __call__(self, params: Mapping[str, np.ndarray]) -> dict[str, float]:
-        self.model.load_state_dict(_adapter.from_wire(params), strict=True)
+        self.model.load_state_dict(self.adapter.from_wire(params), strict=True)
         self.model.eval()
         logits = self.model(torch.from_numpy(self.data.x))
         y = torch.from_numpy(self.data.y)
