@@ -118,3 +118,69 @@ def test_a_participant_whose_model_does_not_fit_is_refused_and_the_course_goes_o
     assert broadcast.receivers == ("a", "b") and set(c.state.refused) == {"tf"}
     with pytest.raises(RejectedMessage, match="model_update from unknown sender 'tf'"):
         c.handle(update("tf", PARAMS))
+
+
+def deadline_coordinator(n, rounds=3, min_participants=1):
+    c, outbox = coordinator(n=n, rounds=rounds)
+    c.plan = CoursePlan(n, rounds, join_timeout_s=30.0, min_participants=min_participants)
+    c.start()
+    return c, outbox
+
+
+def ring(c, outbox):
+    (alarm,) = [m for m in outbox.of_type("alarm") if m.payload["budget"] == 0]
+    assert alarm.receivers == ("coordinator",) and alarm.timestamp == 30.0  # stamped with the virtual deadline
+    c.handle(alarm)
+
+
+def test_at_the_join_deadline_the_course_starts_with_whoever_joined_and_admits_latecomers():
+    c, outbox = deadline_coordinator(n=4)
+    join(c, "a", "b")
+    assert not outbox.of_type("model_parameters")
+    ring(c, outbox)
+    (first,) = outbox.of_type("model_parameters")
+    assert first.receivers == ("a", "b") and c.state.phase == "training"
+    join(c, "c")  # late: admitted, and in the next round's cohort
+    assert outbox.of_type("assign_id")[-1].receivers == ("c",)
+    c.handle(update("a", PARAMS))
+    c.handle(update("b", PARAMS))
+    (evaluate,) = outbox.of_type("evaluate")
+    assert evaluate.receivers == ("a", "b", "c")
+    join(c, "d")  # joins while the others evaluate: not awaited for this evaluation
+    for name in ("a", "b", "c"):
+        c.handle(Message("metrics", ("coordinator",), 1, {"split": "test", "num_samples": 1,
+                                                          "values": {"accuracy": 0.5}}, sender=name, id=f"m{name}"))
+    assert outbox.of_type("model_parameters")[-1].receivers == ("a", "b", "c", "d")
+
+
+def test_the_deadline_waits_for_min_participants_and_is_ignored_once_everyone_joined():
+    c, outbox = deadline_coordinator(n=3, min_participants=2)
+    join(c, "a")
+    ring(c, outbox)
+    assert c.state.phase == "joining" and c.state.join_closed
+    join(c, "b")
+    assert outbox.of_type("model_parameters")[0].receivers == ("a", "b")
+    c2, outbox2 = deadline_coordinator(n=2)
+    join(c2, "a", "b")
+    ring(c2, outbox2)  # late: the course started at the second join already
+    assert len(outbox2.of_type("model_parameters")) == 1 and not c2.state.join_closed
+
+
+def test_a_deployed_coordinator_rings_the_join_deadline_on_the_wall_clock():
+    from fscore.deployment import WallAlarm
+
+    c, outbox = coordinator(n=3)
+    c.plan = CoursePlan(3, 1, join_timeout_s=5.0)
+    c.clock = "wall"
+    now = [100.0]
+    alarm = WallAlarm(c, clock=lambda: now[0])
+    c.start()
+    join(c, "a")
+    alarm()
+    assert not outbox.of_type("alarm")
+    now[0] = 105.0
+    alarm()
+    alarm()  # once
+    (ring_,) = outbox.of_type("alarm")
+    c.handle(ring_)
+    assert outbox.of_type("model_parameters")[0].receivers == ("a",)

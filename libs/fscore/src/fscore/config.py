@@ -225,6 +225,16 @@ class StrategyConfig(_Strict):
         return STRATEGY_PRESETS[self.name].get(key, _STRATEGY_DEFAULTS.get(key))
 
 
+class JoiningConfig(_Strict):
+    """When the course starts: once every participant has answered its join (joined or was refused), or
+    at a deadline with those who did. Later joiners are admitted as they come and may be sampled."""
+
+    timeout_s: float | None = Field(None, gt=0, description=(
+        "start this long after the coordinator started, with whoever joined by then (virtual seconds in "
+        "simulation, wall-clock seconds in deployment); unset: wait for every participant"))
+    min_participants: int = Field(1, ge=1, description="the deadline starts the course once this many joined")
+
+
 class KafkaConfig(_Strict):
     """How services reach Kafka. Secrets are SecretStr: shown as ********** in logs and dumps."""
 
@@ -296,6 +306,7 @@ class CourseConfig(_Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     simulation: SimulationConfig = SimulationConfig()
     strategy: StrategyConfig = StrategyConfig()
+    joining: JoiningConfig = JoiningConfig()
     transport: TransportConfig = TransportConfig()
     message_types: list[MessageTypeConfig] = Field(default_factory=list)
     conditions: list[ConditionConfig] = Field(default_factory=list)
@@ -306,6 +317,9 @@ class CourseConfig(_Strict):
         if self.sample_size is not None and self.sample_size > self.participants:
             raise ValueError(f"sample_size ({self.sample_size}) exceeds participants ({self.participants})")
         _check_strategy(self.strategy, self.sample_size or self.participants, self.participants)
+        if self.joining.min_participants > self.participants:
+            raise ValueError(f"joining.min_participants: {self.joining.min_participants} exceeds participants "
+                             f"({self.participants})")
         outside = sorted(i for i in self.trainer.participant_backends if not 0 <= i < self.participants)
         if outside:
             raise ValueError(f"trainer.participant_backends: participants {outside} do not exist (indices run from 0 "

@@ -1,9 +1,10 @@
 """The coordinator (FL server) and its default handlers: sync and async courses as <event, handler> pairs.
 
+    start                      -> open_joining       emits alarm   (the join deadline, when there is one)
     message:join_in            -> on_join_in         emits assign_id, or refuse (its model does not fit)
     condition:all_joined_in    -> begin_training     emits model_parameters, alarm
     message:model_update       -> on_model_update    (validates; buffers, or drops if too stale)
-    message:alarm              -> on_alarm           (the time_up timer rang)
+    message:alarm              -> on_alarm           (the join deadline passed, or the time_up timer rang)
     condition:all_received     -> aggregate          emits evaluate, model_parameters, alarm
     condition:goal_achieved    -> aggregate
     condition:time_up          -> aggregate
@@ -33,7 +34,7 @@ from fscore.aggregators.base import Aggregator, ClientUpdate
 from fscore.conditions import Condition
 from fscore.config import StrategyConfig
 from fscore.errors import RejectedMessage
-from fscore.events import on_condition, on_message
+from fscore.events import START, on_condition, on_message
 from fscore.message import (
     ALARM,
     ASSIGN_ID,
@@ -67,6 +68,8 @@ class CoursePlan:
     metric: str = "accuracy"
     target: float | None = None  # the metric value time-to-target is measured against
     stop_at_target: bool = False
+    join_timeout_s: float | None = None  # start with whoever joined this long after the coordinator started
+    min_participants: int = 1  # ...if at least this many did
 
 
 @dataclass(frozen=True)
@@ -115,9 +118,11 @@ class CoordinatorState:
     updates: list[ClientUpdate] = field(default_factory=list)  # the buffer of accepted updates
     dropped: list[tuple[str, int]] = field(default_factory=list)  # (sender, staleness) since the last aggregation
     response_times: dict[str, float] = field(default_factory=dict)  # estimated, then observed
-    budget: int = 0  # time_up: the number of the current time budget (0: none yet)
+    join_closed: bool = False  # the join deadline passed: the course starts with min_participants
+    budget: int = 0  # time_up: the number of the current time budget (0: none yet, and the join deadline's)
     deadline: float | None = None  # time_up: the end of the current budget, in virtual time
     alarm_rang: bool = False
+    evaluators: tuple[str, ...] = ()  # asked to evaluate the current model
     eval_replies: dict[str, tuple[int, dict[str, float]]] = field(default_factory=dict)
     last_aggregated: tuple[str, ...] = ()
     history: list[Evaluation] = field(default_factory=list)
@@ -163,7 +168,7 @@ class Coordinator(BaseWorker):
         after = [*training, METRICS]
         alarm = [ALARM] if self.strategy.trigger == "time_up" else []
         for name, check, watches in (
-            ("all_joined_in", _all_joined_in, [JOIN_IN]),
+            ("all_joined_in", _all_joined_in, [JOIN_IN, ALARM]),
             ("all_received", _all_received, training),
             ("goal_achieved", _goal_achieved, training),
             ("time_up", _time_up, training),
@@ -175,6 +180,7 @@ class Coordinator(BaseWorker):
             ("participant_idle", _participant_idle, training),
         ):
             self.add_condition(Condition.of(name, check, watches))
+        self.register(START, self.open_joining, emits=[ALARM])
         self.register(on_message(JOIN_IN), self.on_join_in, emits=[ASSIGN_ID, REFUSE])
         self.register(on_condition("all_joined_in"), self.begin_training, emits=[MODEL_PARAMETERS, *alarm])
         self.register(on_message(MODEL_UPDATE), self.on_model_update)
@@ -190,15 +196,27 @@ class Coordinator(BaseWorker):
 
     # -- joining --------------------------------------------------------------------------
 
+    def open_joining(self, _: Message | None = None) -> None:
+        """With a join deadline in virtual time, the alarm that ends joining is sent at once, stamped with
+        the deadline; on the wall clock the service loop rings it (:meth:`ring_join_deadline`)."""
+        if self.plan.join_timeout_s is not None and self.clock == "virtual":
+            self.send(ALARM, [self.address], 0, {"budget": 0, "deadline": self.plan.join_timeout_s},
+                      timestamp=self.plan.join_timeout_s)
+
+    def ring_join_deadline(self) -> None:
+        """Wall clock: joining has lasted ``join_timeout_s``; the alarm goes through the inbox, to be replayed."""
+        if self.state.phase == "joining" and not self.state.join_closed:
+            self.send(ALARM, [self.address], 0, {"budget": 0, "deadline": self.now})
+
     def on_join_in(self, msg: Message) -> None:
         s = self.state
         p = msg.payload
         if p["address"] != msg.sender:
             raise RejectedMessage(f"join_in from {msg.sender!r} claims address {p['address']!r}")
+        if s.phase == "finished":  # a participant process checks the meta topic for this before joining
+            raise RejectedMessage(f"join_in from {msg.sender!r} after the course finished (round {s.round})")
         info = s.participants.get(msg.sender)
         if info is None:
-            if s.phase != "joining":
-                raise RejectedMessage(f"join_in from {msg.sender!r} after the course started (round {s.round})")
             s.refused.pop(msg.sender, None)  # a refused participant may come back with a model that fits
             if len(s.participants) + len(s.refused) >= self.plan.participants:
                 raise RejectedMessage(f"join_in from {msg.sender!r}: the course is full "
@@ -207,13 +225,14 @@ class Coordinator(BaseWorker):
             if problems:
                 self._refuse(msg.sender, p["backend"], problems)
                 return
+            # Once the course has started, a late joiner is admitted too: the next dispatch may sample it.
             info = ParticipantInfo(msg.sender, len(s.participants), p["num_train_samples"], p["num_test_samples"],
                                    p["backend"])
             s.participants[msg.sender] = info
             estimate = self._expected_response_time(p)
             if estimate is not None:
                 s.response_times[msg.sender] = estimate
-            log.debug("joined", course=self.course, participant=msg.sender, id=info.id)
+            log.debug("joined", course=self.course, participant=msg.sender, id=info.id, phase=s.phase)
         # A participant that joins again (e.g. after a restart) gets its id again.
         self.send(ASSIGN_ID, [msg.sender], s.round, {"participant_id": info.id, "address": msg.sender})
 
@@ -297,7 +316,12 @@ class Coordinator(BaseWorker):
         s = self.state
         if msg.sender != self.address:
             raise RejectedMessage(f"alarm from {msg.sender!r}: only the coordinator sets its own timer")
-        if s.phase == "training" and msg.payload["budget"] == s.budget:
+        if msg.payload["budget"] == 0:  # the join deadline
+            if s.phase == "joining":
+                s.join_closed = True
+                log.info("join_deadline", course=self.course, joined=len(s.participants), refused=len(s.refused),
+                         expected=self.plan.participants, needed=self.plan.min_participants)
+        elif s.phase == "training" and msg.payload["budget"] == s.budget:
             s.alarm_rang = True  # an alarm of an earlier budget is simply out of date
 
     def on_model_update(self, msg: Message) -> None:
@@ -372,8 +396,9 @@ class Coordinator(BaseWorker):
         due = s.round % self.plan.eval_every == 0 or s.round >= self.plan.rounds
         if due and st.evaluates_participants:
             s.eval_replies = {}
+            s.evaluators = tuple(s.participants)
             s.phase = "evaluating"
-            self.send(EVALUATE, list(s.participants), s.round, {"tensors": self.params})
+            self.send(EVALUATE, list(s.evaluators), s.round, {"tensors": self.params})
         elif due:
             self._record({})
         else:
@@ -385,7 +410,7 @@ class Coordinator(BaseWorker):
         s = self.state
         if msg.sender not in s.participants:
             raise RejectedMessage(f"metrics from unknown sender {msg.sender!r}")
-        if s.phase != "evaluating" or msg.round != s.round:
+        if s.phase != "evaluating" or msg.round != s.round or msg.sender not in s.evaluators:
             raise RejectedMessage(f"metrics from {msg.sender!r} are for round {msg.round}, but the course is at "
                                   f"round {s.round} ({s.phase})")
         s.eval_replies[msg.sender] = (msg.payload["num_samples"], dict(msg.payload["values"]))
@@ -437,9 +462,13 @@ class Coordinator(BaseWorker):
 # worker it is given, so a test or a user handler may swap the coordinator's plan or strategy.
 
 def _all_joined_in(c: Coordinator) -> bool:
-    """Everyone answered: joined, or was refused for a model that does not fit (and someone joined)."""
+    """Everyone answered (joined, or was refused for a model that does not fit) and someone joined; or the
+    join deadline passed and enough joined."""
     s = c.state
-    return s.phase == "joining" and bool(s.participants) and len(s.participants) + len(s.refused) == c.plan.participants
+    if s.phase != "joining" or not s.participants:
+        return False
+    return (len(s.participants) + len(s.refused) == c.plan.participants
+            or (s.join_closed and len(s.participants) >= c.plan.min_participants))
 
 
 def _all_received(c: Coordinator) -> bool:
@@ -456,7 +485,7 @@ def _time_up(c: Coordinator) -> bool:
 
 
 def _all_evaluated(c: Coordinator) -> bool:
-    return c.state.phase == "evaluating" and len(c.state.eval_replies) == len(c.state.participants)
+    return c.state.phase == "evaluating" and len(c.state.eval_replies) == len(c.state.evaluators)
 
 
 def _max_rounds_reached(c: Coordinator) -> bool:

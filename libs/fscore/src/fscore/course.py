@@ -116,7 +116,7 @@ class CourseBuilder:
         c = self.config
         e = c.evaluation
         return CoursePlan(c.participants, c.rounds, c.sample_size, e.every, e.patience, e.min_delta, e.metric,
-                          e.target, e.stop_at_target)
+                          e.target, e.stop_at_target, c.joining.timeout_s, c.joining.min_participants)
 
     def strategy(self) -> Strategy:
         c = self.config

@@ -67,12 +67,14 @@ def serve(worker: BaseWorker, communicator: Communicator, *, done: Callable[[], 
 
 
 class WallAlarm:
-    """Rings a deployed coordinator's time_up alarm when its round budget has passed on the wall clock.
+    """Rings a deployed coordinator's alarms on the wall clock: the join deadline, and time_up when a
+    round's budget has passed.
 
     The coordinator only numbers the budget that is running; this notices a new one, starts a
     wall-clock countdown of ``time_budget_s``, and when it runs out has the coordinator send its
     alarm through its own inbox, where it is ordered with the updates and replayed like them.
-    After a restart the countdown of the running budget starts again.
+    The join deadline counts from this object's creation (the service's start). After a restart
+    the countdowns start again.
     """
 
     def __init__(self, coordinator: Any, clock: Callable[[], float] = time.monotonic) -> None:
@@ -81,8 +83,13 @@ class WallAlarm:
         self._budget = 0
         self._due = 0.0
         self._rung = False
+        timeout = coordinator.plan.join_timeout_s
+        self._join_due = None if timeout is None else clock() + timeout
 
     def __call__(self) -> None:
+        if self._join_due is not None and self.clock() >= self._join_due:
+            self._join_due = None
+            self.coordinator.ring_join_deadline()
         budget, seconds = self.coordinator.state.budget, self.coordinator.strategy.time_budget_s
         if not budget or seconds is None:
             return

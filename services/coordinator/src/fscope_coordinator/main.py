@@ -82,6 +82,8 @@ def run(config: CourseConfig, output: Path | None) -> int:
     coordinator = builder.coordinator(communicator, evaluator=builder.numpy_evaluator(), on_evaluation=on_evaluation,
                                       on_aggregation=writer.aggregation, clock="wall", incarnation=incarnation)
     recover(coordinator, transport, topics, catalog)  # a restart picks up where the last incarnation committed
+    if not restarted:
+        coordinator.start()
     communicator.subscribe(COORDINATOR)
     coordinator.log_handlers()
     log.info("serving", course=config.course_id, bootstrap=config.transport.kafka.bootstrap_servers,

@@ -110,6 +110,7 @@ def _drive(coordinator: Coordinator, coord_comm: Communicator,
 
     show = config.simulation.progress if progress is None else progress
     with tqdm(total=config.rounds, desc=config.course_id, unit="round", disable=not show, leave=False) as bar:
+        coordinator.start()  # a join deadline, if there is one
         for p, _ in participants.values():
             p.start()
         while True:
