@@ -82,3 +82,14 @@ def test_a_bad_environment_is_a_config_error_with_exit_code_2(example_config):
                           timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "fscope-participant: config error: participant index 99 is outside 0..9"
+
+
+def test_the_compose_course_is_mixed_and_the_tensorflow_participant_gets_tensorflow(compose):
+    tf = compose["services"]["participant-2"]
+    assert tf["build"]["args"]["WITH_TENSORFLOW"] == "1"
+    assert "trainer.backend=tensorflow" in tf["environment"]["FSCOPE_SET"].split(";")
+    same = {k: v for k, v in tf["environment"].items() if k not in ("FSCOPE_SET", "FSCOPE_PARTICIPANT_INDEX")}
+    assert same == {k: v for k, v in compose["services"]["participant-0"]["environment"].items()
+                    if k not in ("FSCOPE_SET", "FSCOPE_PARTICIPANT_INDEX")}
+    text = (INFRA / "docker" / "participant.Dockerfile").read_text()
+    assert 'if [ "$WITH_TENSORFLOW" = "1" ]; then pip install "tensorflow-cpu' in text

@@ -53,3 +53,12 @@ def test_a_mismatch_names_each_parameter_and_both_shapes():
     assert "parameter `fc1.weight` has shape (64, 10); the agreed layout says (10, 64)" in message
     assert "parameter `fc1.bias` is float64; the agreed layout says float32" in message
     check_layout({"fc1.bias": np.zeros(10, np.float32)}, layout_of({"fc1.bias": np.ones(10, np.float32)}), "x")
+
+
+def test_large_dense_kernels_are_transposed_tile_by_tile_bit_exactly_with_ragged_edges():
+    from fstranslation.adapters import keras_backend
+
+    kernel = np.random.default_rng(3).standard_normal((700, 300)).astype(np.float32)  # tiles of 256: ragged
+    wire = keras_backend.to_wire({"fc.kernel": kernel, "fc.bias": np.zeros(300, np.float32)})
+    assert wire["fc.weight"].flags.c_contiguous and np.array_equal(wire["fc.weight"], kernel.T)
+    assert keras_backend.from_wire(wire)["fc.kernel"].tobytes() == kernel.tobytes()

@@ -27,6 +27,22 @@ _RENAME = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "mo
 _BACK = {v: k for k, v in _RENAME.items()}
 
 
+_TILE = 256  # rows/columns per tile of a blocked transpose: both tiles fit in L2 (256 KiB each for float32)
+
+
+def _transposed(a: np.ndarray) -> np.ndarray:
+    """``a.T``, C-contiguous. A large matrix is copied tile by tile: a plain strided copy of the transpose
+    misses the cache on every element of one side, and tiles make it 1.5-3x faster (bench/translation.py)."""
+    rows, cols = a.shape
+    if rows * cols < 1 << 16:
+        return np.ascontiguousarray(a.T)
+    out = np.empty((cols, rows), a.dtype)
+    for i in range(0, rows, _TILE):
+        for j in range(0, cols, _TILE):
+            out[j:j + _TILE, i:i + _TILE] = a[i:i + _TILE, j:j + _TILE].T
+    return out
+
+
 def _split(key: str) -> tuple[str, str]:
     layer, _, var = key.rpartition(".")
     if not layer:
@@ -40,7 +56,7 @@ def to_wire(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
         layer, var = _split(key)
         a = np.asarray(value)
         if var == "kernel" and a.ndim == 2:
-            out[f"{layer}.weight"] = np.ascontiguousarray(a.T)
+            out[f"{layer}.weight"] = _transposed(a)
         elif var == "kernel" and a.ndim == 4:
             out[f"{layer}.weight"] = np.ascontiguousarray(a.transpose(3, 2, 0, 1))
         elif var in _RENAME:
@@ -60,7 +76,7 @@ def from_wire(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if layer in batchnorm and var in _BACK:
             out[f"{layer}.{_BACK[var]}"] = np.array(value, copy=True)
         elif var == "weight" and value.ndim == 2:
-            out[f"{layer}.kernel"] = np.ascontiguousarray(value.T)
+            out[f"{layer}.kernel"] = _transposed(np.asarray(value))
         elif var == "weight" and value.ndim == 4:
             out[f"{layer}.kernel"] = np.ascontiguousarray(value.transpose(2, 3, 1, 0))
         elif var == "bias":
