@@ -7,6 +7,7 @@ its log and its output files.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -124,3 +125,24 @@ def test_report_draws_the_three_figures_for_several_runs(runs, tmp_path):
 
     counts = load_run(runs["sync_os"][1]).aggregation_counts  # what Figure 9 plots: zeros included
     assert len(counts) == 40 and counts.count(0) == runs["sync_os"][0].summary["participants_never_aggregated"] > 0
+
+
+def test_a_reply_deadline_bounds_every_sync_round_and_dead_letters_the_late_replies(runs, tmp_path):
+    deadline = 4.0
+    config = config_from_dict(course("sync_vanilla") | {
+        "strategy": {"name": "sync_vanilla", "reply_timeout_s": deadline}})
+    result = run_standalone(config, output_dir=tmp_path, progress=False)
+    summary = result.summary
+    assert summary["finish_reason"] == "max_rounds_reached" and summary["timed_out"] > 0
+    rows = [json.loads(line) for line in (tmp_path / "aggregations.jsonl").read_text().splitlines()]
+    times = [0.0] + [r["virtual_time"] for r in rows]
+    # the next cohort is sent at the aggregation, so no round lasts longer than the deadline
+    assert max(b - a for a, b in itertools.pairwise(times)) <= deadline + 1e-9
+    assert summary["virtual_time_s"] < runs["sync_vanilla"][0].summary["virtual_time_s"]
+    late = [dict(r.headers)["fscope.reason"].decode() for r in result.log.read("fscope.async-sync_vanilla.dlq")]
+    assert late and all("came after its reply deadline" in reason for reason in late)
+    assert len(late) <= summary["timed_out"]  # a late reply still on its way at the finish is never sent
+    again = run_standalone(config, progress=False)
+    assert again.summary["model_sha256"] == summary["model_sha256"]
+    report = replay_course(result.log, "async-sync_vanilla")
+    assert report.verified and report.final_sha256 == summary["model_sha256"]

@@ -3,7 +3,8 @@
 Participants sleep out their virtual compute and transfer time (``simulation.pace``), so the slow
 device is slow on the wall clock too. In the goal_achieved / after_receiving course one participant
 is killed mid-course and never comes back: the course must still finish, and its log must replay
-and verify. A time_up course shows the deployed timer: the coordinator rings its alarm on the wall
+and verify. A sync course with a reply deadline loses a participant the same way and goes on without
+it. A time_up course shows the deployed timer: the coordinator rings its alarm on the wall
 clock through its own inbox, so replay sees it where the live run did.
 """
 
@@ -26,7 +27,8 @@ DEVICES = [{"compute_s_per_sample": 0.0005, "bandwidth_bytes_per_s": 2e6}] * 3 +
     {"compute_s_per_sample": 0.005, "bandwidth_bytes_per_s": 2e5}]
 
 
-def run_course(tmp: Path, bootstrap: str, strategy: list[str], *, rounds: int, kill_after: int | None) -> dict:
+def run_course(tmp: Path, bootstrap: str, strategy: list[str], *, rounds: int, kill_after: int | None,
+               progress: str = "aggregations.jsonl") -> dict:
     from tests.conftest import ROOT
 
     devices = tmp / "devices.json"
@@ -48,10 +50,10 @@ def run_course(tmp: Path, bootstrap: str, strategy: list[str], *, rounds: int, k
     everyone = [coordinator, *participants]
     killed = None
     if kill_after is not None:
-        aggregations = out / "aggregations.jsonl"
+        done = out / progress
         try:
-            wait_for(lambda: aggregations.read_text().count("\n") >= kill_after, f"{kill_after} aggregations",
-                     watch=[(p, tmp / "coordinator.log") for p in everyone])
+            wait_for(lambda: done.exists() and done.read_text().count("\n") >= kill_after,
+                     f"{kill_after} lines in {progress}", watch=[(p, tmp / "coordinator.log") for p in everyone])
         except AssertionError:
             for p in everyone:
                 p.kill()
@@ -115,6 +117,33 @@ def test_time_up_rings_on_the_wall_clock_through_the_inbox_and_replays(tmp_path_
     assert course["codes"] == [0, 0, 0, 0, 0], (course["codes"], {k: v[-2000:] for k, v in course["logs"].items()})
     rows = [json.loads(line) for line in (course["out"] / "aggregations.jsonl").read_text().splitlines()]
     assert len(rows) == 4
+    proc = replay(course, tmp / "replay")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp / "replay" / "aggregations.jsonl").read_text() == (course["out"] / "aggregations.jsonl").read_text()
+
+
+def test_a_sync_course_goes_on_without_a_killed_participant_after_its_reply_deadline(tmp_path_factory,
+                                                                                    kafka_bootstrap):
+    tmp = tmp_path_factory.mktemp("sync-deadline")
+    course = run_course(tmp, kafka_bootstrap, ["strategy.name=sync_vanilla", "strategy.staleness_toleration=0",
+                                               "strategy.reply_timeout_s=15", "evaluation.participants=true"],
+                        rounds=6, kill_after=2, progress="metrics.jsonl")
+    codes = course["codes"]
+    assert course["killed"] == -signal.SIGKILL
+    assert codes[0] == 0 and codes[2:] == [0, 0, 0], (codes, {k: v[-2000:] for k, v in course["logs"].items()})
+    summary = json.loads((course["out"] / "summary.json").read_text())
+    assert summary["rounds"] == 6 and summary["finish_reason"] == "max_rounds_reached"
+    # the dead participant was given up on (training or evaluating, whichever it was asked first), and never
+    # asked again. (A live one may miss a deadline too when the machine is loaded, e.g. in the first round;
+    # its late reply makes it responsive again.)
+    assert summary["timed_out_by_participant"]["participant-00000"] == 1
+    assert summary["unresponsive_at_finish"] == ["participant-00000"]
+    (gave_up,) = [json.loads(line) for line in course["logs"]["coordinator.log"].splitlines()
+                  if line.startswith("{") and '"reply_deadline_passed"' in line and "participant-00000" in line]
+    rows = [json.loads(line) for line in (course["out"] / "metrics.jsonl").read_text().splitlines()]
+    after = [r for r in rows if r["round"] > gave_up["round"] + 1]
+    assert after and all("participant-00000" not in r["aggregated"] and r["num_aggregated"] >= 2
+                         for r in after), rows  # the course goes on with those still alive
     proc = replay(course, tmp / "replay")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp / "replay" / "aggregations.jsonl").read_text() == (course["out"] / "aggregations.jsonl").read_text()

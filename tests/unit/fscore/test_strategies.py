@@ -21,16 +21,25 @@ PARAMS = {"w": np.zeros(3, np.float32)}
 _ids = iter(range(10**6))
 
 
-def coordinator(n: int, sample_size: int, rounds: int = 50, **strategy):
+def unjoined(n: int, sample_size: int, rounds: int = 50, clock: str = "virtual", **strategy):
     outbox = ListOutbox()
     resolved = Strategy.from_config(StrategyConfig(**strategy), sample_size)
     c = Coordinator("coordinator", "c", MessageCatalog(), outbox, plan=CoursePlan(n, rounds, sample_size),
                     initial_params=PARAMS, aggregator=FedAvg(), sampler=make_sampler(resolved.sampler),
-                    rng=np.random.default_rng(0), strategy=resolved)
-    for i in range(n):
+                    rng=np.random.default_rng(0), strategy=resolved, clock=clock)
+    return c, outbox
+
+
+def join_all(c: Coordinator) -> None:
+    for i in range(c.plan.participants):
         c.handle(Message("join_in", ("coordinator",), 0, {"address": f"p{i}", "num_train_samples": 10,
                                                            "num_test_samples": 1, "backend": "numpy"},
                          sender=f"p{i}", timestamp=0.0, id=f"j{next(_ids)}"))
+
+
+def coordinator(n: int, sample_size: int, rounds: int = 50, **strategy):
+    c, outbox = unjoined(n, sample_size, rounds, **strategy)
+    join_all(c)
     return c, outbox
 
 
@@ -58,6 +67,10 @@ def course(**strategy) -> dict:
      "strategy.time_budget_s: Input should be greater than 0 (got -1)"),
     ({"name": "async_time_aggr_unif"}, "strategy.time_budget_s: strategy async_time_aggr_unif (trigger time_up) "
                                        "needs a time budget"),
+    ({"name": "custom", "trigger": "all_received", "broadcast": "after_receiving"},
+     "strategy.broadcast: after_receiving sends a new model as soon as an update arrives"),
+    ({"name": "sync_vanilla", "reply_timeout_s": 0},
+     "strategy.reply_timeout_s: Input should be greater than 0 (got 0)"),
     ({"name": "sync_os", "overselection": 3.0}, "strategy.overselection: 3.0 x sample_size 4 asks for 12"),
     ({"name": "async_goal_rece_unif", "staleness_toleration": 0}, "strategy.staleness_toleration: after_receiving"),
     ({"name": "async_goal_rece_unify"}, "strategy.name: Input should be 'sync_vanilla'"),
@@ -181,38 +194,32 @@ def test_time_up_sends_itself_an_alarm_at_the_deadline_and_aggregates_what_arriv
     c, outbox = coordinator(4, 4, name="async_time_aggr_unif", time_budget_s=5.0)
     (alarm,) = outbox.of_type("alarm")
     assert alarm.receivers == ("coordinator",) and alarm.timestamp == 5.0
-    assert alarm.payload == {"budget": 1, "deadline": 5.0}
+    assert alarm.payload == {"budget": 1, "deadline": 5.0, "kind": "time_up"}
     c.handle(update("p0", 0, 2.0, ts=1.0))
     c.handle(update("p1", 0, 4.0, ts=4.0))
     assert c.state.round == 0
     c.handle(alarm)
     assert c.state.round == 1 and c.params["w"].tolist() == [3.0] * 3
     second = outbox.of_type("alarm")[-1]
-    assert second.payload == {"budget": 2, "deadline": 10.0}
+    assert second.payload == {"budget": 2, "deadline": 10.0, "kind": "time_up"}
     c.handle(alarm)  # the old alarm again (a duplicate id): ignored
     forged = Message("alarm", ("coordinator",), 1, second.payload, sender="p2", timestamp=6.0, id="f")
     with pytest.raises(RejectedMessage, match="only the coordinator sets its own timer"):
         c.handle(forged)
     c.handle(second)  # nothing arrived in this budget: same model, a new budget
-    assert c.state.round == 1 and outbox.of_type("alarm")[-1].payload == {"budget": 3, "deadline": 15.0}
+    assert c.state.round == 1
+    assert outbox.of_type("alarm")[-1].payload == {"budget": 3, "deadline": 15.0, "kind": "time_up"}
 
 
 def test_a_wall_clock_alarm_rings_once_per_budget_even_when_the_virtual_deadline_repeats():
     from fscore.deployment import WallAlarm
 
-    outbox = ListOutbox()
-    resolved = Strategy.from_config(StrategyConfig(name="async_time_aggr_unif", time_budget_s=5.0), 2)
-    c = Coordinator("coordinator", "c", MessageCatalog(), outbox, plan=CoursePlan(2, 5, 2), initial_params=PARAMS,
-                    aggregator=FedAvg(), sampler=make_sampler("uniform"), rng=np.random.default_rng(0),
-                    strategy=resolved, clock="wall")
+    c, outbox = unjoined(2, 2, 5, clock="wall", name="async_time_aggr_unif", time_budget_s=5.0)
     now = [100.0]
     alarm = WallAlarm(c, clock=lambda: now[0])
     alarm()
     assert not outbox.of_type("alarm")  # no budget before the course starts
-    for i in range(2):
-        c.handle(Message("join_in", ("coordinator",), 0, {"address": f"p{i}", "num_train_samples": 1,
-                                                           "num_test_samples": 1, "backend": "numpy"},
-                         sender=f"p{i}", id=f"w{i}"))
+    join_all(c)
     assert not outbox.of_type("alarm")  # the wall clock sends nothing ahead
     alarm()
     now[0] = 104.0
@@ -227,7 +234,7 @@ def test_a_wall_clock_alarm_rings_once_per_budget_even_when_the_virtual_deadline
     alarm()  # the countdown of budget 2 starts now, at 105
     now[0] = 110.0
     alarm()
-    assert outbox.of_type("alarm")[-1].payload == {"budget": 2, "deadline": 5.0}
+    assert outbox.of_type("alarm")[-1].payload == {"budget": 2, "deadline": 5.0, "kind": "time_up"}
 
 
 def test_sync_os_over_selects_aggregates_the_first_k_and_drops_the_stragglers():
@@ -250,3 +257,114 @@ def test_sync_vanilla_waits_for_all_and_evaluates_on_every_participant():
     assert c.state.round == 0
     c.handle(update("p2", 0, 1.0, ts=1.0))
     assert c.state.round == 1 and c.state.phase == "evaluating" and sent_to(outbox, "evaluate") == [("p0", "p1", "p2")]
+
+
+# -- reply deadlines ----------------------------------------------------------------------------
+
+
+def metrics(sender: str, rnd: int, ts: float) -> Message:
+    return Message("metrics", ("coordinator",), rnd, {"split": "test", "num_samples": 1, "values": {"accuracy": 1.0}},
+                   sender=sender, timestamp=ts, id=f"m{next(_ids)}")
+
+
+def reply_alarms(outbox: ListOutbox) -> list[Message]:
+    return [m for m in outbox.of_type("alarm") if m.payload["kind"] == "reply"]
+
+
+def test_a_sync_round_goes_on_without_a_participant_that_missed_its_reply_deadline():
+    c, outbox = coordinator(3, 3, name="sync_vanilla", reply_timeout_s=10.0)
+    (deadline,) = reply_alarms(outbox)
+    assert deadline.timestamp == 10.0 and deadline.payload == {"budget": 1, "deadline": 10.0, "kind": "reply"}
+    c.handle(update("p0", 0, 1.0, ts=2.0))
+    c.handle(update("p1", 0, 3.0, ts=4.0))
+    c.handle(deadline)
+    assert c.state.round == 1 and c.params["w"].tolist() == [2.0] * 3
+    assert c.state.aggregations[-1].senders == ("p0", "p1")
+    assert c.state.unresponsive == {"p2": 1} and c.state.timeouts == {"p2": 1}
+    assert sent_to(outbox, "evaluate") == [("p0", "p1")]  # not asked again until heard from
+    with pytest.raises(RejectedMessage, match="'p2' for round 0 came after its reply deadline"):
+        c.handle(update("p2", 0, 9.0, ts=30.0))
+    assert c.state.unresponsive == {}  # it is alive after all: it may be sampled again
+
+
+def test_an_evaluation_is_recorded_with_whoever_answered_by_its_deadline():
+    c, outbox = coordinator(3, 3, name="sync_vanilla", reply_timeout_s=10.0)
+    for p in ("p0", "p1", "p2"):
+        c.handle(update(p, 0, 1.0, ts=1.0))
+    assert c.state.phase == "evaluating"
+    evaluation_deadline = reply_alarms(outbox)[-1]
+    assert evaluation_deadline.payload["budget"] == 2 and evaluation_deadline.timestamp == 11.0
+    c.handle(metrics("p0", 1, ts=2.0))
+    c.handle(metrics("p1", 1, ts=3.0))
+    c.handle(reply_alarms(outbox)[0])  # the training deadline: everyone answered it, nothing happens
+    assert c.state.phase == "evaluating" and not c.state.timeouts
+    c.handle(evaluation_deadline)
+    assert len(c.state.history) == 1 and c.state.unresponsive == {"p2": 2}
+    assert sent_to(outbox)[-1] == ("p0", "p1")  # the next cohort leaves p2 out
+
+
+def test_sync_os_aggregates_what_arrived_once_everyone_left_was_given_up_on():
+    c, outbox = coordinator(10, 4, name="sync_os", reply_timeout_s=10.0)
+    (cohort,) = sent_to(outbox)
+    for p in cohort[:3]:
+        c.handle(update(p, 0, 1.0, ts=1.0))
+    assert c.state.round == 0  # the goal is 4
+    c.handle(reply_alarms(outbox)[0])
+    assert c.state.round == 1 and c.state.aggregations[-1].senders == tuple(sorted(cohort[:3]))
+    assert sorted(c.state.unresponsive) == sorted(cohort[3:])
+
+
+def test_an_async_course_hands_the_places_of_participants_given_up_on_to_others():
+    c, outbox = coordinator(6, 4, name="async_goal_rece_unif", reply_timeout_s=10.0)
+    (first,) = sent_to(outbox)
+    c.handle(update(first[0], 0, 1.0, ts=3.0))  # its place goes to an idle participant at once
+    replacement = sent_to(outbox)[-1]
+    c.handle(reply_alarms(outbox)[0])  # three of the first four never answered
+    given_up = set(first[1:])
+    assert set(c.state.unresponsive) == given_up
+    refill = sent_to(outbox)[-1]
+    assert not given_up & set(refill) and len(c.state.busy) == 3  # only three are left who may be asked
+    assert set(c.state.busy) == {first[0], *replacement, *refill} - given_up
+
+
+def test_when_everyone_was_given_up_on_everyone_is_asked_again():
+    c, outbox = coordinator(2, 2, name="sync_vanilla", reply_timeout_s=5.0)
+    c.handle(reply_alarms(outbox)[0])
+    assert c.state.round == 0 and sorted(c.state.unresponsive) == ["p0", "p1"]
+    assert sent_to(outbox) == [("p0", "p1"), ("p0", "p1")]  # the course would stall otherwise
+    assert reply_alarms(outbox)[-1].timestamp == 10.0
+
+
+def test_a_wall_clock_reply_deadline_rings_only_when_a_request_is_still_unanswered():
+    from fscore.deployment import WallAlarm
+
+    c, outbox = unjoined(2, 2, 5, clock="wall", name="sync_vanilla", reply_timeout_s=5.0)
+    now = [0.0]
+    alarm = WallAlarm(c, clock=lambda: now[0])
+    join_all(c)
+    alarm()  # dispatch 1 (the models) is noticed now
+    c.handle(update("p0", 0, 1.0, ts=1.0))
+    c.handle(update("p1", 0, 1.0, ts=1.0))
+    alarm()  # dispatch 2 (evaluate) at 0 too
+    now[0] = 5.0
+    c.handle(metrics("p0", 1, ts=2.0))
+    alarm()
+    (rung,) = reply_alarms(outbox)  # p1 owes metrics; the models were all answered
+    assert rung.payload["budget"] == 2
+    c.handle(rung)
+    assert c.state.unresponsive == {"p1": 2} and len(c.state.history) == 1
+    alarm()  # dispatch 3: round 1's model, to p0 only, noticed at 5
+    assert sent_to(outbox)[-1] == ("p0",)
+    c.handle(update("p0", 1, 1.0, ts=3.0))
+    now[0] = 20.0
+    alarm()
+    assert len(reply_alarms(outbox)) == 1  # dispatch 3 is overdue, but it was answered: no alarm
+
+
+def test_all_received_with_a_staleness_toleration_still_ends_the_round_at_the_deadline():
+    c, outbox = coordinator(6, 3, name="sync_vanilla", staleness_toleration=5, reply_timeout_s=10.0)
+    (cohort,) = sent_to(outbox)
+    c.handle(update(cohort[0], 0, 1.0, ts=2.0))
+    c.handle(reply_alarms(outbox)[0])
+    assert c.state.round == 1 and c.state.aggregations[-1].senders == (cohort[0],)
+    assert len(sent_to(outbox)) == 1  # no one was sent a model between the deadline and the aggregation

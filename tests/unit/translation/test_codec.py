@@ -101,6 +101,17 @@ def test_reader_with_newer_schema_reads_old_records():
     assert payload == {"text": "hi", "priority": 7}
 
 
+def test_alarms_recorded_before_alarm_kinds_existed_still_decode():
+    from fstranslation.schema_store import SchemaStore, load_schema_file
+
+    old_store = SchemaStore()
+    old_store.register("alarm", load_schema_file("alarm.v1.avsc"))
+    old_bytes = WireCodec(old_store).encode(Header("1", "c", "alarm", "s", ("r",), 0, 0.0),
+                                            {"budget": 3, "deadline": 15.0})
+    _, payload = codec.decode(old_bytes)
+    assert payload == {"budget": 3, "deadline": 15.0, "kind": "time_up"}
+
+
 def test_custom_message_type_leaves_the_envelope_unchanged():
     store = default_store()
     store.register("hint", {"type": "record", "name": "Hint", "fields": [{"name": "text", "type": "string"}]})

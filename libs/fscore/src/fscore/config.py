@@ -204,6 +204,10 @@ class StrategyConfig(_Strict):
     overselection: float | None = Field(None, ge=1.0, description="sync_os: sample this many times the sample "
                                                                   "size, aggregate the first sample_size")
     staleness_toleration: int | None = Field(None, ge=0, description="drop updates staler than this many rounds")
+    reply_timeout_s: float | None = Field(None, gt=0, description=(
+        "give up on a participant that has not answered a model or an evaluation request this long after it "
+        "was sent: the round goes on without it, its late reply is dead-lettered, and it is not sampled again "
+        "until it is heard from (virtual seconds in simulation, wall-clock in deployment); unset: wait for ever"))
     staleness_discount: Literal["polynomial", "constant", "hinge"] = "polynomial"
     discount_exponent: float = Field(0.5, ge=0, description="polynomial: weight (1+s)^-a; hinge: the slope a")
     discount_hinge: int = Field(4, ge=0, description="hinge: staleness up to this is not discounted")
@@ -345,6 +349,9 @@ def _check_strategy(strategy: StrategyConfig, sample_size: int, participants: in
     if cohort > participants:
         raise ValueError(f"strategy.overselection: {strategy.setting('overselection')} x sample_size {sample_size} "
                          f"asks for {cohort} participants, but the course has {participants}")
+    if strategy.setting("broadcast") == "after_receiving" and trigger == "all_received":
+        raise ValueError("strategy.broadcast: after_receiving sends a new model as soon as an update arrives, so "
+                         "all_received (nobody left training) would never hold; use goal_achieved or time_up")
     if strategy.setting("broadcast") == "after_receiving" and strategy.setting("staleness_toleration") == 0:
         raise ValueError("strategy.staleness_toleration: after_receiving broadcasts while others still train, so "
                          "a toleration of 0 would drop nearly every update; use after_aggregating or toleration >= 1")

@@ -4,7 +4,9 @@
     message:join_in            -> on_join_in         emits assign_id, or refuse (its model does not fit)
     condition:all_joined_in    -> begin_training     emits model_parameters, alarm
     message:model_update       -> on_model_update    (validates; buffers, or drops if too stale)
-    message:alarm              -> on_alarm           (the join deadline passed, or the time_up timer rang)
+    message:alarm              -> on_alarm           (the join deadline passed, the time_up timer rang, or a
+                                                      reply deadline passed: emits model_parameters to replace
+                                                      participants given up on)
     condition:all_received     -> aggregate          emits evaluate, model_parameters, alarm
     condition:goal_achieved    -> aggregate
     condition:time_up          -> aggregate
@@ -120,6 +122,11 @@ class CoordinatorState:
     response_times: dict[str, float] = field(default_factory=dict)  # estimated, then observed
     join_closed: bool = False  # the join deadline passed: the course starts with min_participants
     budget: int = 0  # time_up: the number of the current time budget (0: none yet, and the join deadline's)
+    dispatch: int = 0  # numbers each batch of requests (models or evaluate); reply deadlines name one
+    requested: dict[str, int] = field(default_factory=dict)  # busy address -> dispatch of its model
+    eval_dispatch: int = 0  # the dispatch that asked the current evaluators
+    unresponsive: dict[str, int] = field(default_factory=dict)  # given up on (-> dispatch); not sampled
+    timeouts: dict[str, int] = field(default_factory=dict)  # address -> requests it was given up on
     deadline: float | None = None  # time_up: the end of the current budget, in virtual time
     alarm_rang: bool = False
     evaluators: tuple[str, ...] = ()  # asked to evaluate the current model
@@ -164,15 +171,16 @@ class Coordinator(BaseWorker):
 
     def install_default_handlers(self) -> None:
         # What can make a condition hold; the completeness check draws its edges from this.
-        training = [MODEL_UPDATE, ALARM] if self.strategy.trigger == "time_up" else [MODEL_UPDATE]
+        timed = self.strategy.trigger == "time_up" or self.strategy.reply_timeout_s is not None
+        alarm = [ALARM] if timed else []
+        training = [MODEL_UPDATE, *alarm]
         after = [*training, METRICS]
-        alarm = [ALARM] if self.strategy.trigger == "time_up" else []
         for name, check, watches in (
             ("all_joined_in", _all_joined_in, [JOIN_IN, ALARM]),
             ("all_received", _all_received, training),
             ("goal_achieved", _goal_achieved, training),
             ("time_up", _time_up, training),
-            ("all_evaluated", _all_evaluated, [METRICS]),
+            ("all_evaluated", _all_evaluated, [METRICS, *alarm]),
             ("max_rounds_reached", _max_rounds_reached, after),
             ("early_stopped", _early_stopped, after),
             ("target_reached", _target_reached, after),
@@ -184,7 +192,8 @@ class Coordinator(BaseWorker):
         self.register(on_message(JOIN_IN), self.on_join_in, emits=[ASSIGN_ID, REFUSE])
         self.register(on_condition("all_joined_in"), self.begin_training, emits=[MODEL_PARAMETERS, *alarm])
         self.register(on_message(MODEL_UPDATE), self.on_model_update)
-        self.register(on_message(ALARM), self.on_alarm)
+        replacing = [MODEL_PARAMETERS, ALARM] if self.strategy.reply_timeout_s is not None else []
+        self.register(on_message(ALARM), self.on_alarm, emits=replacing)
         for trigger in ("all_received", "goal_achieved", "time_up"):
             self.register(on_condition(trigger), self.aggregate, emits=[EVALUATE, MODEL_PARAMETERS, *alarm])
         self.register(on_message(METRICS), self.on_metrics)
@@ -192,7 +201,7 @@ class Coordinator(BaseWorker):
         for reason in ("max_rounds_reached", "early_stopped", "target_reached"):
             self.register(on_condition(reason), self.finish_course, emits=[FINISH])
         self.register(on_condition("next_round_due"), self.next_round, emits=[MODEL_PARAMETERS, *alarm])
-        self.register(on_condition("participant_idle"), self.dispatch, emits=[MODEL_PARAMETERS])
+        self.register(on_condition("participant_idle"), self.dispatch, emits=[MODEL_PARAMETERS, *alarm])
 
     # -- joining --------------------------------------------------------------------------
 
@@ -200,13 +209,13 @@ class Coordinator(BaseWorker):
         """With a join deadline in virtual time, the alarm that ends joining is sent at once, stamped with
         the deadline; on the wall clock the service loop rings it (:meth:`ring_join_deadline`)."""
         if self.plan.join_timeout_s is not None and self.clock == "virtual":
-            self.send(ALARM, [self.address], 0, {"budget": 0, "deadline": self.plan.join_timeout_s},
+            self.send(ALARM, [self.address], 0, {"budget": 0, "deadline": self.plan.join_timeout_s, "kind": "join"},
                       timestamp=self.plan.join_timeout_s)
 
     def ring_join_deadline(self) -> None:
         """Wall clock: joining has lasted ``join_timeout_s``; the alarm goes through the inbox, to be replayed."""
         if self.state.phase == "joining" and not self.state.join_closed:
-            self.send(ALARM, [self.address], 0, {"budget": 0, "deadline": self.now})
+            self.send(ALARM, [self.address], 0, {"budget": 0, "deadline": self.now, "kind": "join"})
 
     def on_join_in(self, msg: Message) -> None:
         s = self.state
@@ -216,6 +225,7 @@ class Coordinator(BaseWorker):
         if s.phase == "finished":  # a participant process checks the meta topic for this before joining
             raise RejectedMessage(f"join_in from {msg.sender!r} after the course finished (round {s.round})")
         info = s.participants.get(msg.sender)
+        s.unresponsive.pop(msg.sender, None)  # heard from again
         if info is None:
             s.refused.pop(msg.sender, None)  # a refused participant may come back with a model that fits
             if len(s.participants) + len(s.refused) >= self.plan.participants:
@@ -280,17 +290,39 @@ class Coordinator(BaseWorker):
         """Send the current model: to a fresh cohort (sync), or to enough idle participants to keep the
         concurrency (async)."""
         s, st = self.state, self.strategy
-        idle = [a for a in s.participants if a not in s.busy]
+        idle = self.candidates()
         wanted = st.concurrency if st.synchronous else st.concurrency - len(s.busy)
         if wanted <= 0 or not idle:
             return
         chosen = self.sampler.sample(idle, wanted, self.rng, response_times=s.response_times)
         s.sampled = tuple(chosen)
+        dispatch = self._dispatched()
         for address in chosen:
             s.busy[address] = s.round
+            s.requested[address] = dispatch
             s.sent_at[address] = self.now
         log.debug("models_sent", course=self.course, round=s.round, receivers=len(chosen), busy=len(s.busy))
         self.send(MODEL_PARAMETERS, chosen, s.round, {"tensors": self.params})
+
+    def candidates(self) -> list[str]:
+        """Who may be sent a model: the idle participants, except those given up on; if that leaves no one and
+        no one is training, everyone idle (the course would stall otherwise, so the unresponsive get another go)."""
+        s = self.state
+        idle = [a for a in s.participants if a not in s.busy]
+        responsive = [a for a in idle if a not in s.unresponsive]
+        return responsive if responsive or s.busy else idle
+
+    def _dispatched(self) -> int:
+        """Numbers a batch of requests. With a reply timeout on the virtual clock, the batch's deadline goes
+        into the inbox now, stamped with its time; on the wall clock the service loop rings it."""
+        s = self.state
+        s.dispatch += 1
+        timeout = self.strategy.reply_timeout_s
+        if timeout is not None and self.clock == "virtual":
+            deadline = self.now + timeout
+            self.send(ALARM, [self.address], s.round, {"budget": s.dispatch, "deadline": deadline, "kind": "reply"},
+                      timestamp=deadline)
+        return s.dispatch
 
     def _schedule_alarm(self) -> None:
         s, st = self.state, self.strategy
@@ -303,7 +335,7 @@ class Coordinator(BaseWorker):
             self.send(ALARM, [self.address], s.round, self._alarm_payload(), timestamp=s.deadline)
 
     def _alarm_payload(self) -> dict[str, Any]:
-        return {"budget": self.state.budget, "deadline": self.state.deadline}
+        return {"budget": self.state.budget, "deadline": self.state.deadline, "kind": "time_up"}
 
     def ring_alarm(self) -> None:
         """Wall clock: the service loop calls this when the round's budget has passed. The alarm goes
@@ -312,17 +344,56 @@ class Coordinator(BaseWorker):
         if s.budget and s.phase == "training" and not s.alarm_rang:
             self.send(ALARM, [self.address], s.round, self._alarm_payload())
 
+    def ring_reply_deadline(self, dispatch: int) -> None:
+        """Wall clock: ``reply_timeout_s`` has passed since ``dispatch`` was sent. Rung only if a request of it
+        (or an earlier one) is still unanswered, so a course that keeps up writes no alarms."""
+        if self._unanswered(dispatch) != ([], []):
+            self.send(ALARM, [self.address], self.state.round, {"budget": dispatch, "deadline": self.now,
+                                                                "kind": "reply"})
+
+    def _unanswered(self, dispatch: int) -> tuple[list[str], list[str]]:
+        """Who still owes an update, and who still owes metrics, for requests of ``dispatch`` or earlier."""
+        s = self.state
+        training = sorted(a for a, n in s.requested.items() if n <= dispatch)
+        evaluating = []
+        if s.phase == "evaluating" and s.eval_dispatch <= dispatch:
+            evaluating = [a for a in s.evaluators if a not in s.eval_replies]
+        return training, evaluating
+
     def on_alarm(self, msg: Message) -> None:
         s = self.state
         if msg.sender != self.address:
             raise RejectedMessage(f"alarm from {msg.sender!r}: only the coordinator sets its own timer")
-        if msg.payload["budget"] == 0:  # the join deadline
+        if msg.payload.get("kind") == "reply":
+            self._give_up(msg.payload["budget"])
+        elif msg.payload["budget"] == 0:  # the join deadline (kind join; version-1 alarms have no kind)
             if s.phase == "joining":
                 s.join_closed = True
                 log.info("join_deadline", course=self.course, joined=len(s.participants), refused=len(s.refused),
                          expected=self.plan.participants, needed=self.plan.min_participants)
         elif s.phase == "training" and msg.payload["budget"] == s.budget:
             s.alarm_rang = True  # an alarm of an earlier budget is simply out of date
+
+    def _give_up(self, dispatch: int) -> None:
+        """A reply deadline passed: the round goes on without whoever has not answered a request of ``dispatch``
+        or earlier. They are not sampled or asked to evaluate until heard from again (a late reply, a join).
+        A sync round aggregates what arrived; an async course hands their places to others at once."""
+        s, st = self.state, self.strategy
+        training, evaluating = self._unanswered(dispatch)
+        for address in training:
+            del s.busy[address], s.requested[address]
+            waited = self.now - s.sent_at.pop(address, self.now)
+            s.response_times[address] = max(s.response_times.get(address, 0.0), waited, st.reply_timeout_s or 0.0)
+        if evaluating:
+            s.evaluators = tuple(a for a in s.evaluators if a in s.eval_replies)
+        for address in [*training, *evaluating]:
+            s.unresponsive[address] = dispatch
+            s.timeouts[address] = s.timeouts.get(address, 0) + 1
+        if training or evaluating:
+            log.warning("reply_deadline_passed", course=self.course, round=s.round, dispatch=dispatch,
+                        no_update=training, no_metrics=evaluating, timeout_s=st.reply_timeout_s)
+        if training and s.phase == "training" and st.trigger != "all_received" and not st.synchronous:
+            self._send_models()  # all_received instead ends the round once nobody is left training
 
     def on_model_update(self, msg: Message) -> None:
         s, st = self.state, self.strategy
@@ -332,6 +403,9 @@ class Coordinator(BaseWorker):
             raise RejectedMessage(f"model_update from {msg.sender!r} for round {msg.round}, but the course is "
                                   f"{s.phase} (round {s.round})")
         sent = s.busy.get(msg.sender)
+        if sent is None and s.unresponsive.pop(msg.sender, None) is not None:
+            raise RejectedMessage(f"model_update from {msg.sender!r} for round {msg.round} came after its reply "
+                                  f"deadline; the course went on without it (id {msg.id})")
         if sent is None:
             raise RejectedMessage(f"second model_update from {msg.sender!r}, or one it was not asked for: it has no "
                                   f"model out for training (update is for round {msg.round}, id {msg.id})")
@@ -342,7 +416,7 @@ class Coordinator(BaseWorker):
         self._check_tensors(msg.sender, p["tensors"])
         if p["num_samples"] <= 0:
             raise RejectedMessage(f"model_update from {msg.sender!r} has num_samples {p['num_samples']}")
-        del s.busy[msg.sender]
+        del s.busy[msg.sender], s.requested[msg.sender]
         s.response_times[msg.sender] = msg.timestamp - s.sent_at.pop(msg.sender, msg.timestamp)
         staleness = s.round - msg.round
         if staleness > st.toleration:
@@ -396,7 +470,8 @@ class Coordinator(BaseWorker):
         due = s.round % self.plan.eval_every == 0 or s.round >= self.plan.rounds
         if due and st.evaluates_participants:
             s.eval_replies = {}
-            s.evaluators = tuple(s.participants)
+            s.evaluators = tuple(a for a in s.participants if a not in s.unresponsive)
+            s.eval_dispatch = self._dispatched()
             s.phase = "evaluating"
             self.send(EVALUATE, list(s.evaluators), s.round, {"tensors": self.params})
         elif due:
@@ -410,6 +485,9 @@ class Coordinator(BaseWorker):
         s = self.state
         if msg.sender not in s.participants:
             raise RejectedMessage(f"metrics from unknown sender {msg.sender!r}")
+        if msg.sender not in s.evaluators and s.unresponsive.pop(msg.sender, None) is not None:
+            raise RejectedMessage(f"metrics from {msg.sender!r} for round {msg.round} came after its reply deadline "
+                                  f"(id {msg.id})")
         if s.phase != "evaluating" or msg.round != s.round or msg.sender not in s.evaluators:
             raise RejectedMessage(f"metrics from {msg.sender!r} are for round {msg.round}, but the course is at "
                                   f"round {s.round} ({s.phase})")
@@ -476,8 +554,11 @@ def _all_received(c: Coordinator) -> bool:
 
 
 def _goal_achieved(c: Coordinator) -> bool:
-    return (c.strategy.trigger == "goal_achieved" and c.state.phase == "training"
-            and len(c.state.updates) >= c.strategy.goal)
+    """k updates are in; or, in a sync round (Sync-OS), everyone still training was given up on."""
+    s, st = c.state, c.strategy
+    if st.trigger != "goal_achieved" or s.phase != "training":
+        return False
+    return len(s.updates) >= st.goal or (st.synchronous and not s.busy)
 
 
 def _time_up(c: Coordinator) -> bool:
@@ -506,10 +587,10 @@ def _next_round_due(c: Coordinator) -> bool:
 
 
 def _participant_idle(c: Coordinator) -> bool:
-    """after_receiving: someone is idle and fewer than the concurrency are training."""
+    """after_receiving: fewer than the concurrency are training, and someone may be sent a model."""
     s = c.state
     return (c.strategy.broadcast == "after_receiving" and s.phase == "training"
-            and len(s.busy) < min(c.strategy.concurrency, len(s.participants)))
+            and len(s.busy) < min(c.strategy.concurrency, len(s.participants)) and bool(c.candidates()))
 
 
 def _weighted_metrics(replies: Any, prefix: str) -> dict[str, float]:

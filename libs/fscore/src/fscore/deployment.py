@@ -10,6 +10,7 @@ import json
 import signal
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -67,14 +68,14 @@ def serve(worker: BaseWorker, communicator: Communicator, *, done: Callable[[], 
 
 
 class WallAlarm:
-    """Rings a deployed coordinator's alarms on the wall clock: the join deadline, and time_up when a
-    round's budget has passed.
+    """Rings a deployed coordinator's alarms on the wall clock: the join deadline, time_up when a round's
+    budget has passed, and reply deadlines.
 
-    The coordinator only numbers the budget that is running; this notices a new one, starts a
-    wall-clock countdown of ``time_budget_s``, and when it runs out has the coordinator send its
-    alarm through its own inbox, where it is ordered with the updates and replayed like them.
-    The join deadline counts from this object's creation (the service's start). After a restart
-    the countdowns start again.
+    The coordinator only numbers what is running (time budgets, request dispatches); this notices a
+    new one, starts a wall-clock countdown, and when it runs out has the coordinator send its alarm
+    through its own inbox, where it is ordered with the updates and replayed like them. The join
+    deadline counts from this object's creation (the service's start); after a restart the
+    countdowns start again, from the latest budget and dispatch.
     """
 
     def __init__(self, coordinator: Any, clock: Callable[[], float] = time.monotonic) -> None:
@@ -83,13 +84,22 @@ class WallAlarm:
         self._budget = 0
         self._due = 0.0
         self._rung = False
+        self._dispatch = 0
+        self._reply_due: deque[tuple[int, float]] = deque()  # (dispatch, when its replies are overdue)
         timeout = coordinator.plan.join_timeout_s
         self._join_due = None if timeout is None else clock() + timeout
 
     def __call__(self) -> None:
+        self._join_deadline()
+        self._time_up()
+        self._reply_deadlines()
+
+    def _join_deadline(self) -> None:
         if self._join_due is not None and self.clock() >= self._join_due:
             self._join_due = None
             self.coordinator.ring_join_deadline()
+
+    def _time_up(self) -> None:
         budget, seconds = self.coordinator.state.budget, self.coordinator.strategy.time_budget_s
         if not budget or seconds is None:
             return
@@ -98,6 +108,21 @@ class WallAlarm:
         if not self._rung and self.clock() >= self._due:
             self._rung = True
             self.coordinator.ring_alarm()
+
+    def _reply_deadlines(self) -> None:
+        """Dispatches made between two ticks share the later tick's countdown: a tick follows every batch."""
+        seconds = self.coordinator.strategy.reply_timeout_s
+        if seconds is None:
+            return
+        latest = self.coordinator.state.dispatch
+        if latest > self._dispatch:
+            self._dispatch = latest
+            self._reply_due.append((latest, self.clock() + seconds))
+        overdue = None
+        while self._reply_due and self.clock() >= self._reply_due[0][1]:
+            overdue = self._reply_due.popleft()[0]
+        if overdue is not None:
+            self.coordinator.ring_reply_deadline(overdue)
 
 
 def recover(coordinator: BaseWorker, transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> int:

@@ -42,7 +42,7 @@ def aggregation_row(aggregation: Aggregation) -> dict[str, Any]:
 
 #: the summary keys worth a log line (the per-participant tables are for summary.json and the report)
 SUMMARY_LOG_KEYS = ("course_id", "strategy", "rounds", "finish_reason", "final_metrics", "virtual_time_s",
-                    "time_to_target_h", "wall_time_s", "model_sha256", "dropped_stale", "dead_lettered")
+                    "time_to_target_h", "wall_time_s", "model_sha256", "dropped_stale", "timed_out", "dead_lettered")
 
 
 def time_to_target(history: list[Evaluation], metric: str, target: float | None) -> float | None:
@@ -57,7 +57,8 @@ def time_to_target(history: list[Evaluation], metric: str, target: float | None)
 
 
 def course_statistics(coordinator: Coordinator) -> dict[str, Any]:
-    """What the strategy did: effective aggregations per participant (zeros included), staleness, drops."""
+    """What the strategy did: effective aggregations per participant (zeros included), staleness, drops,
+    and the requests given up on at their reply deadline."""
     s = coordinator.state
     counts = dict.fromkeys(sorted(s.participants), 0)
     dropped = dict.fromkeys(sorted(s.participants), 0)
@@ -73,7 +74,9 @@ def course_statistics(coordinator: Coordinator) -> dict[str, Any]:
     return {"aggregations": len(s.aggregations), "aggregation_counts": counts,
             "participants_never_aggregated": sum(1 for n in counts.values() if n == 0),
             "staleness_histogram": {str(k): histogram[k] for k in sorted(histogram)},
-            "dropped_stale": sum(dropped.values()), "dropped_stale_by_participant": dropped}
+            "dropped_stale": sum(dropped.values()), "dropped_stale_by_participant": dropped,
+            "timed_out": sum(s.timeouts.values()), "timed_out_by_participant": dict(sorted(s.timeouts.items())),
+            "unresponsive_at_finish": sorted(s.unresponsive)}
 
 
 def course_summary(config: CourseConfig, coordinator: Coordinator, codec: WireCodec, started: float

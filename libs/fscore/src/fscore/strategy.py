@@ -27,6 +27,7 @@ class Strategy:
     discount_exponent: float
     discount_hinge: int
     groups: int
+    reply_timeout_s: float | None = None  # give up on requests unanswered this long
     participant_evaluation: bool | None = None  # None: only when the trigger is all_received
 
     @property
@@ -74,5 +75,5 @@ class Strategy:
             concurrency=math.ceil(sample_size * overselection), goal=goal,
             time_budget_s=config.setting("time_budget_s"), toleration=config.setting("staleness_toleration"),
             discount=config.staleness_discount, discount_exponent=config.discount_exponent,
-            discount_hinge=config.discount_hinge, groups=config.groups,
+            discount_hinge=config.discount_hinge, groups=config.groups, reply_timeout_s=config.reply_timeout_s,
             participant_evaluation=participant_evaluation)

@@ -19,7 +19,9 @@ from fstranslation.errors import SchemaError, UnknownSchemaError
 
 TENSOR_SCHEMA_NAME = "fscope.wire.Tensor"
 
-BUILTIN_PAYLOADS = {
+#: Each built-in type's schema files, newest last: the last is the reader schema, and the earlier ones stay
+#: registered so that records written with them still decode.
+BUILTIN_PAYLOADS: dict[str, str | tuple[str, ...]] = {
     "join_in": "join_in.avsc",
     "assign_id": "assign_id.avsc",
     "model_parameters": "model_parameters.avsc",
@@ -27,7 +29,7 @@ BUILTIN_PAYLOADS = {
     "evaluate": "evaluate.avsc",
     "metrics": "metrics.avsc",
     "finish": "finish.avsc",
-    "alarm": "alarm.avsc",
+    "alarm": ("alarm.v1.avsc", "alarm.avsc"),
     "refuse": "refuse.avsc",
     "course_manifest": "course_manifest.avsc",
     "course_finished": "course_finished.avsc",
@@ -147,6 +149,7 @@ class SchemaStore:
 def default_store() -> SchemaStore:
     """A store holding the built-in message types of a FedAvg course."""
     store = SchemaStore()
-    for type_name, filename in BUILTIN_PAYLOADS.items():
-        store.register(type_name, load_schema_file(filename))
+    for type_name, files in BUILTIN_PAYLOADS.items():
+        for filename in (files,) if isinstance(files, str) else files:
+            store.register(type_name, load_schema_file(filename))
     return store
