@@ -368,3 +368,19 @@ def test_all_received_with_a_staleness_toleration_still_ends_the_round_at_the_de
     c.handle(reply_alarms(outbox)[0])
     assert c.state.round == 1 and c.state.aggregations[-1].senders == (cohort[0],)
     assert len(sent_to(outbox)) == 1  # no one was sent a model between the deadline and the aggregation
+
+
+def test_when_nobody_responsive_is_left_everyone_gets_another_go_and_an_answer_clears_the_mark():
+    c, outbox = coordinator(2, 1, name="sync_vanilla", reply_timeout_s=5.0)
+    (x,), = sent_to(outbox)
+    c.handle(reply_alarms(outbox)[-1])  # x never answers: given up on at 5
+    (y,) = sent_to(outbox)[-1]
+    assert y != x and c.state.unresponsive == {x: 1}
+    c.handle(update(y, 0, 1.0, ts=6.0))  # round 1; y is asked to evaluate, x is not
+    assert sent_to(outbox, "evaluate") == [(y,)]
+    c.handle(reply_alarms(outbox)[-1])  # y does not evaluate in time either: the evaluation has no one left
+    assert len(c.state.history) == 1 and sorted(c.state.unresponsive) == sorted((x, y))
+    (z,) = sent_to(outbox)[-1]  # nobody responsive is idle and nobody is training: everyone is a candidate
+    c.handle(update(z, 1, 1.0, ts=12.0))
+    assert c.state.round == 2 and z not in c.state.unresponsive  # it answered in time: responsive again
+    assert sent_to(outbox, "evaluate")[-1] == (z,)

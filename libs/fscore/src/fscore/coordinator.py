@@ -417,6 +417,7 @@ class Coordinator(BaseWorker):
         if p["num_samples"] <= 0:
             raise RejectedMessage(f"model_update from {msg.sender!r} has num_samples {p['num_samples']}")
         del s.busy[msg.sender], s.requested[msg.sender]
+        s.unresponsive.pop(msg.sender, None)  # it had been given another go, and answered in time
         s.response_times[msg.sender] = msg.timestamp - s.sent_at.pop(msg.sender, msg.timestamp)
         staleness = s.round - msg.round
         if staleness > st.toleration:
@@ -471,9 +472,10 @@ class Coordinator(BaseWorker):
         if due and st.evaluates_participants:
             s.eval_replies = {}
             s.evaluators = tuple(a for a in s.participants if a not in s.unresponsive)
-            s.eval_dispatch = self._dispatched()
-            s.phase = "evaluating"
-            self.send(EVALUATE, list(s.evaluators), s.round, {"tensors": self.params})
+            s.phase = "evaluating"  # with nobody to ask, all_evaluated holds at once
+            if s.evaluators:
+                s.eval_dispatch = self._dispatched()
+                self.send(EVALUATE, list(s.evaluators), s.round, {"tensors": self.params})
         elif due:
             self._record({})
         else:
@@ -492,6 +494,7 @@ class Coordinator(BaseWorker):
             raise RejectedMessage(f"metrics from {msg.sender!r} are for round {msg.round}, but the course is at "
                                   f"round {s.round} ({s.phase})")
         s.eval_replies[msg.sender] = (msg.payload["num_samples"], dict(msg.payload["values"]))
+        s.unresponsive.pop(msg.sender, None)  # heard from (it may have missed a training deadline meanwhile)
 
     def record_evaluation(self, _: Message | None = None) -> None:
         self._record(_weighted_metrics(self.state.eval_replies.values(), prefix="clients."))
