@@ -68,6 +68,19 @@ def test_records_come_back_in_order_with_offsets_keys_and_headers(transport, top
     assert all(r.key == b"k" and r.header("h") == str(i).encode() for i, r in enumerate(got))
 
 
+def test_records_carry_the_time_they_were_written(transport, topic):
+    import time
+
+    before = time.time()
+    transport.publish(topic, b"small")
+    transport.publish(topic, os.urandom(600 * 1024))  # chunked on Kafka: the reassembled record keeps a time
+    transport.flush()
+    after = time.time()
+    got = drain(transport.consumer([topic], group="times"), 2)
+    assert len(got) == 2
+    assert all(before - 1 <= r.timestamp <= after + 1 for r in got), [r.timestamp for r in got]
+
+
 def test_consumer_resumes_after_its_group_commit(transport, topic):
     for i in range(5):
         transport.publish(topic, bytes([i]))

@@ -11,7 +11,7 @@ import signal
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -23,7 +23,7 @@ from fscore.driver import pump
 from fscore.errors import TransportError
 from fscore.message import COORDINATOR, COURSE_FINISHED, COURSE_MANIFEST, MessageCatalog
 from fscore.topics import CourseTopics
-from fscore.transport.base import Transport
+from fscore.transport.base import Record, Transport
 from fscore.worker import BaseWorker
 from fstranslation import Header
 
@@ -74,11 +74,13 @@ class WallAlarm:
     The coordinator only numbers what is running (time budgets, request dispatches); this notices a
     new one, starts a wall-clock countdown, and when it runs out has the coordinator send its alarm
     through its own inbox, where it is ordered with the updates and replayed like them. The join
-    deadline counts from this object's creation (the service's start); after a restart the
-    countdowns start again, from the latest budget and dispatch.
+    deadline counts from ``started`` (the course's first start; default: now). A restarted coordinator
+    feeds :meth:`observe_record` each record it handles again, so the countdowns resume from the
+    records' timestamps instead of starting over.
     """
 
-    def __init__(self, coordinator: Any, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, coordinator: Any, clock: Callable[[], float] = time.time, started: float | None = None
+                 ) -> None:
         self.coordinator = coordinator
         self.clock = clock
         self._budget = 0
@@ -87,51 +89,52 @@ class WallAlarm:
         self._dispatch = 0
         self._reply_due: deque[tuple[int, float]] = deque()  # (dispatch, when its replies are overdue)
         timeout = coordinator.plan.join_timeout_s
-        self._join_due = None if timeout is None else clock() + timeout
+        self._join_due = None if timeout is None else (clock() if started is None else started) + timeout
 
     def __call__(self) -> None:
-        self._join_deadline()
-        self._time_up()
-        self._reply_deadlines()
+        self.observe(self.clock())
+        self.ring(self.clock())
 
-    def _join_deadline(self) -> None:
-        if self._join_due is not None and self.clock() >= self._join_due:
+    def observe_record(self, record: Record) -> None:
+        """Recovery: the coordinator has just handled ``record`` again; what it started then started at the
+        record's time (now, if the record has none)."""
+        self.observe(record.timestamp or self.clock())
+
+    def observe(self, now: float) -> None:
+        """Start the countdown of a time budget or a dispatch that is new since the last look, as of ``now``.
+        Dispatches made between two looks share the later one: a look follows every batch."""
+        state, strategy = self.coordinator.state, self.coordinator.strategy
+        if strategy.time_budget_s is not None and state.budget and state.budget != self._budget:
+            self._budget, self._due, self._rung = state.budget, now + strategy.time_budget_s, False
+        if strategy.reply_timeout_s is not None and state.dispatch > self._dispatch:
+            self._dispatch = state.dispatch
+            self._reply_due.append((state.dispatch, now + strategy.reply_timeout_s))
+
+    def ring(self, now: float) -> None:
+        """Have the coordinator send the alarm of every countdown that has run out by ``now``."""
+        if self._join_due is not None and now >= self._join_due:
             self._join_due = None
             self.coordinator.ring_join_deadline()
-
-    def _time_up(self) -> None:
-        budget, seconds = self.coordinator.state.budget, self.coordinator.strategy.time_budget_s
-        if not budget or seconds is None:
-            return
-        if budget != self._budget:
-            self._budget, self._due, self._rung = budget, self.clock() + seconds, False
-        if not self._rung and self.clock() >= self._due:
+        if self._budget and not self._rung and now >= self._due:
             self._rung = True
             self.coordinator.ring_alarm()
-
-    def _reply_deadlines(self) -> None:
-        """Dispatches made between two ticks share the later tick's countdown: a tick follows every batch."""
-        seconds = self.coordinator.strategy.reply_timeout_s
-        if seconds is None:
-            return
-        latest = self.coordinator.state.dispatch
-        if latest > self._dispatch:
-            self._dispatch = latest
-            self._reply_due.append((latest, self.clock() + seconds))
         overdue = None
-        while self._reply_due and self.clock() >= self._reply_due[0][1]:
+        while self._reply_due and now >= self._reply_due[0][1]:
             overdue = self._reply_due.popleft()[0]
         if overdue is not None:
             self.coordinator.ring_reply_deadline(overdue)
 
 
-def recover(coordinator: BaseWorker, transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> int:
+def recover(coordinator: BaseWorker, transport: Transport, topics: CourseTopics, catalog: MessageCatalog,
+            observe: Callable[[Record], None] | None = None) -> int:
     """Rebuild a restarted coordinator's state from its own inbox: event sourcing.
 
     Its state is a function of the config and the inbox records it handled, which are exactly
     those before its committed offset. They are handed to it again with its sends captured and
     dropped: every output of a handled record was made durable before that record was committed.
-    Returns how many records were handled again (0 for a first start).
+    ``observe`` is called with each record once the coordinator has handled it (the wall-clock
+    alarms resume their countdowns from it). Returns how many records were handled again (0 for a
+    first start).
     """
     from fscore.replay import Capture, read_topic, refeed
 
@@ -140,13 +143,20 @@ def recover(coordinator: BaseWorker, transport: Transport, topics: CourseTopics,
         return 0
     live, coordinator.outbox = coordinator.outbox, Capture()
     try:
-        count, rejected, undecodable = refeed(coordinator, read_topic(transport, topics.coordinator,
-                                                                      until={0: committed}), catalog)
+        records = read_topic(transport, topics.coordinator, until={0: committed})
+        count, rejected, undecodable = refeed(coordinator, _observed(records, observe), catalog)
     finally:
         coordinator.outbox = live
     log.info("recovered", worker=coordinator.address, records=count, rejected=rejected, undecodable=undecodable,
              resumes_at=committed)
     return count
+
+
+def _observed(records: Iterable[Record], observe: Callable[[Record], None] | None) -> Iterator[Record]:
+    for record in records:
+        yield record
+        if observe is not None:  # runs when the next record is asked for: this one has been handled
+            observe(record)
 
 
 def same_course(recorded: CourseConfig, config: CourseConfig) -> bool:
@@ -171,6 +181,20 @@ def publish_finished(transport: Transport, topics: CourseTopics, catalog: Messag
     transport.publish(topics.meta, catalog.codec.encode(header, {"reason": reason, "rounds": rounds,
                                                                  "model_sha256": model_sha256}))
     transport.flush()
+
+
+def course_started_at(transport: Transport, topics: CourseTopics) -> float | None:
+    """When the course's first coordinator started: the timestamp of the first manifest on the meta topic."""
+    from fscore.replay import read_topic
+
+    records = read_topic(transport, topics.meta)
+    try:
+        first = next(records, None)
+    finally:
+        records.close()
+    if first is None or not first.timestamp:
+        return None
+    return first.timestamp
 
 
 def course_finished(transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> dict | None:

@@ -33,6 +33,7 @@ from fscore.deployment import (
     WallAlarm,
     connect,
     course_finished,
+    course_started_at,
     new_incarnation,
     publish_finished,
     publish_manifest,
@@ -81,7 +82,9 @@ def run(config: CourseConfig, output: Path | None) -> int:
 
     coordinator = builder.coordinator(communicator, evaluator=builder.numpy_evaluator(), on_evaluation=on_evaluation,
                                       on_aggregation=writer.aggregation, clock="wall", incarnation=incarnation)
-    recover(coordinator, transport, topics, catalog)  # a restart picks up where the last incarnation committed
+    alarm = WallAlarm(coordinator, started=course_started_at(transport, topics) if restarted else None)
+    # a restart picks up where the last incarnation committed, its countdowns where they were
+    recover(coordinator, transport, topics, catalog, observe=alarm.observe_record)
     if not restarted:
         coordinator.start()
     communicator.subscribe(COORDINATOR)
@@ -89,7 +92,7 @@ def run(config: CourseConfig, output: Path | None) -> int:
     log.info("serving", course=config.course_id, bootstrap=config.transport.kafka.bootstrap_servers,
              participants=config.participants)
     code = serve(coordinator, communicator, done=lambda: coordinator.finished,
-                 poll_timeout=config.transport.kafka.poll_timeout_s, stop=StopFlag(), tick=WallAlarm(coordinator))
+                 poll_timeout=config.transport.kafka.poll_timeout_s, stop=StopFlag(), tick=alarm)
     summary = course_summary(config, coordinator, builder.catalog.codec, started)
     if coordinator.finished and course_finished(transport, topics, catalog) is None:
         publish_finished(transport, topics, catalog, config.course_id, coordinator.state.finish_reason,

@@ -22,6 +22,9 @@ class Record:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
+    #: when the record was written, in seconds since the epoch (Kafka's record timestamp; 0.0 if unknown).
+    #: A restarted coordinator resumes its wall-clock countdowns from it.
+    timestamp: float = 0.0
 
     def header(self, name: str) -> bytes | None:
         for k, v in self.headers:

@@ -76,7 +76,7 @@ class Reassembler:
         if hashlib.sha256(value).hexdigest() != digest:
             raise ChunkError(f"reassembled record {group} fails its sha256 check", record)
         headers = tuple(h for h in record.headers if h[0] != CHUNK_HEADER)
-        return Record(record.topic, record.partition, record.offset, record.key, value, headers)
+        return Record(record.topic, record.partition, record.offset, record.key, value, headers, record.timestamp)
 
     def safe_commit_offset(self, topic: str, partition: int, offset: int) -> int:
         """The offset it is safe to commit after handling a record at ``offset - 1``."""

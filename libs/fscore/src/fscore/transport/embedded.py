@@ -6,6 +6,7 @@ simulated course exercises the wire format, and the whole log can be read again 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 
 from fscore.errors import TransportError
@@ -37,7 +38,7 @@ class EmbeddedLog(Transport):
         parts = self._topic(topic)
         p = partition_for(key, len(parts)) if key is not None else 0
         log = parts[p]
-        log.append(Record(topic, p, len(log), key, bytes(value), tuple(headers)))
+        log.append(Record(topic, p, len(log), key, bytes(value), tuple(headers), time.time()))
 
     def consumer(self, topics: Sequence[str], *, group: str, key: bytes | None = None) -> EmbeddedConsumer:
         return EmbeddedConsumer(self, list(topics), group, key)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from fscore.config import KafkaConfig
@@ -164,8 +164,10 @@ class _ConfluentConsumer(RawConsumer):
                 # Transient (coordinator moving or still loading, a broker restarting): librdkafka retries itself.
                 log.warning("kafka consumer transient error", error=str(err))
                 continue
+            kind, millis = msg.timestamp()
             out.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value() or b"",
-                              tuple((k, v or b"") for k, v in (msg.headers() or []))))
+                              tuple((k, v or b"") for k, v in (msg.headers() or [])),
+                              millis / 1000 if kind != TIMESTAMP_NOT_AVAILABLE else 0.0))
         return out
 
     def commit(self, topic: str, partition: int, next_offset: int) -> None:

@@ -115,7 +115,8 @@ class _KafkaPythonConsumer(RawConsumer):
 
     def poll(self, max_records: int, timeout: float) -> list[Record]:
         batches = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
-        out = [Record(m.topic, m.partition, m.offset, m.key, m.value or b"", tuple((k, v or b"") for k, v in m.headers))
+        out = [Record(m.topic, m.partition, m.offset, m.key, m.value or b"", tuple((k, v or b"") for k, v in m.headers),
+                      max(m.timestamp, 0) / 1000)
                for msgs in batches.values() for m in msgs]
         out.sort(key=lambda r: (r.topic, r.partition, r.offset))
         return out

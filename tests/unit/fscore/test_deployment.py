@@ -1,0 +1,76 @@
+"""A restarted coordinator's wall-clock alarms resume their countdowns instead of starting over."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fscore.aggregators import FedAvg
+from fscore.communicator import Communicator
+from fscore.config import StrategyConfig
+from fscore.coordinator import Coordinator, CoursePlan
+from fscore.deployment import WallAlarm, course_started_at, recover
+from fscore.message import COORDINATOR, Message, MessageCatalog
+from fscore.samplers import make_sampler
+from fscore.strategy import Strategy
+from fscore.topics import CourseTopics
+from fscore.transport import EmbeddedLog
+
+from .helpers import ListOutbox
+
+
+def wall_coordinator(catalog: MessageCatalog, **strategy) -> tuple[Coordinator, ListOutbox]:
+    outbox = ListOutbox()
+    c = Coordinator(COORDINATOR, "c", catalog, outbox, plan=CoursePlan(2, 5, 2),
+                    initial_params={"w": np.zeros(3, np.float32)}, aggregator=FedAvg(),
+                    sampler=make_sampler("uniform"), rng=np.random.default_rng(0),
+                    strategy=Strategy.from_config(StrategyConfig(**strategy), 2), clock="wall")
+    return c, outbox
+
+
+def test_a_restarted_coordinator_resumes_its_reply_countdown_from_the_records_times():
+    catalog, log, topics = MessageCatalog(), EmbeddedLog(), CourseTopics("fscope", "c")
+    log.ensure_topics(topics.specs())
+    for i in range(2):  # the first incarnation handled both joins (and sent the models) before it died
+        Communicator(log, topics, catalog, f"p{i}").send(Message(
+            "join_in", (COORDINATOR,), 0, {"address": f"p{i}", "num_train_samples": 1, "num_test_samples": 1,
+                                           "backend": "numpy"}, sender=f"p{i}", id=f"j{i}"))
+    handled = log.consumer([topics.coordinator], group=COORDINATOR)
+    records = handled.poll(max_records=10)
+    handled.commit(records[-1])
+    written = records[-1].timestamp
+    assert written > 0
+
+    c, outbox = wall_coordinator(catalog, name="sync_vanilla", reply_timeout_s=10.0)
+    now = [written + 9.0]  # the restart comes 9 s after the models went out
+    alarm = WallAlarm(c, clock=lambda: now[0])
+    assert recover(c, log, topics, catalog, observe=alarm.observe_record) == 2
+    assert c.state.dispatch == 1 and not outbox.sent  # what recovery re-did was sent already
+    alarm()
+    assert not outbox.of_type("alarm")
+    now[0] = written + 10.0  # 10 s after the dispatch, not 10 s after the restart
+    alarm()
+    (rung,) = outbox.of_type("alarm")
+    assert rung.payload["kind"] == "reply" and rung.payload["budget"] == 1
+
+
+def test_the_join_deadline_counts_from_the_courses_first_start():
+    catalog = MessageCatalog()
+    c, outbox = wall_coordinator(catalog)
+    c.plan = CoursePlan(2, 5, 2, join_timeout_s=5.0)
+    now = [103.0]
+    alarm = WallAlarm(c, clock=lambda: now[0], started=100.0)
+    alarm()
+    assert not outbox.of_type("alarm")
+    now[0] = 105.0
+    alarm()
+    assert [m.payload["kind"] for m in outbox.of_type("alarm")] == ["join"]
+
+
+def test_the_course_start_is_the_time_of_its_first_manifest():
+    log, topics = EmbeddedLog(), CourseTopics("fscope", "c")
+    log.ensure_topics(topics.specs())
+    assert course_started_at(log, topics) is None
+    log.publish(topics.meta, b"manifest")
+    first = next(iter(log.read(topics.meta))).timestamp
+    log.publish(topics.meta, b"another incarnation's manifest")
+    assert course_started_at(log, topics) == first
