@@ -12,12 +12,15 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from fscore.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fscore.aggregators import Aggregator
 
 
 class _Strict(BaseModel):
@@ -105,16 +108,52 @@ class TrainerConfig(_Strict):
 
 
 class AggregatorConfig(_Strict):
+    """``name`` picks a registered aggregator; every other key is one of its options (``server_lr``,
+    ``byzantine``, ``beta1``...). The options are checked by building the aggregator, so a rule a user
+    registers gets the same checks as the built-in ones, and an error names the key."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
     name: str = "fedavg"
-    server_lr: float = Field(1.0, gt=0, description="step size of the averaged update (1: plain FedAvg)")
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def build(self) -> Aggregator:
+        from fscore.aggregators import make_aggregator
+
+        return make_aggregator(self.name, **self.options())
 
     @model_validator(mode="after")
-    def _known(self) -> AggregatorConfig:
+    def _buildable(self) -> AggregatorConfig:
         from fscore.aggregators import aggregator_names
 
         if self.name not in aggregator_names():
-            raise ValueError(f"unknown aggregator {self.name!r}; known: {', '.join(aggregator_names())}")
+            known = ", ".join(aggregator_names())
+            raise ValueError(f"aggregator.name: unknown aggregator {self.name!r}; known: {known}")
+        try:
+            self.build()
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "unexpected_keyword_argument":
+                raise ValueError(f"aggregator.{key}: {self.name} has no option {key!r}") from None
+            raise ValueError(f"aggregator.{key}: {err['msg']} (got {err.get('input')!r})") from None
+        except (TypeError, ValueError) as exc:  # a check across options names its key: "byzantine: ..."
+            named = re.match(r"^(\w+): ", str(exc))
+            where = f"aggregator.{named.group(1)}" if named else "aggregator"
+            text = str(exc)[named.end():] if named else str(exc)
+            raise ValueError(f"{where}: {self.name}: {text}") from None
         return self
+
+
+class AttackConfig(_Strict):
+    """Malicious participants for robustness experiments: they train, then send a poisoned update
+    (see fscore.attacks). Over Kafka each participant process reads this from its own config."""
+
+    kind: Literal["none", "sign_flip", "scale", "gaussian"] = "none"
+    participants: list[int] = Field(default_factory=list, description="indices of the malicious participants")
+    scale: float = Field(4.0, gt=0, description="sign_flip/scale: the factor on the update; gaussian: noise std")
 
 
 class EvaluationConfig(_Strict):
@@ -308,6 +347,7 @@ class CourseConfig(_Strict):
     trainer: TrainerConfig = TrainerConfig()
     aggregator: AggregatorConfig = AggregatorConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    attack: AttackConfig = AttackConfig()
     simulation: SimulationConfig = SimulationConfig()
     strategy: StrategyConfig = StrategyConfig()
     joining: JoiningConfig = JoiningConfig()
@@ -321,13 +361,18 @@ class CourseConfig(_Strict):
         if self.sample_size is not None and self.sample_size > self.participants:
             raise ValueError(f"sample_size ({self.sample_size}) exceeds participants ({self.participants})")
         _check_strategy(self.strategy, self.sample_size or self.participants, self.participants)
+        _check_aggregator(self.aggregator, self.strategy, self.sample_size or self.participants)
         if self.joining.min_participants > self.participants:
             raise ValueError(f"joining.min_participants: {self.joining.min_participants} exceeds participants "
                              f"({self.participants})")
-        outside = sorted(i for i in self.trainer.participant_backends if not 0 <= i < self.participants)
-        if outside:
-            raise ValueError(f"trainer.participant_backends: participants {outside} do not exist (indices run from 0 "
-                             f"to {self.participants - 1})")
+        for key, indices in (("trainer.participant_backends", self.trainer.participant_backends),
+                             ("attack.participants", self.attack.participants)):
+            outside = sorted(i for i in indices if not 0 <= i < self.participants)
+            if outside:
+                raise ValueError(f"{key}: participants {outside} do not exist (indices run from 0 "
+                                 f"to {self.participants - 1})")
+        if self.attack.kind != "none" and not self.attack.participants:
+            raise ValueError(f"attack.participants: attack {self.attack.kind!r} names no malicious participant")
         return self
 
     def config_hash(self) -> str:
@@ -355,6 +400,21 @@ def _check_strategy(strategy: StrategyConfig, sample_size: int, participants: in
     if strategy.setting("broadcast") == "after_receiving" and strategy.setting("staleness_toleration") == 0:
         raise ValueError("strategy.staleness_toleration: after_receiving broadcasts while others still train, so "
                          "a toleration of 0 would drop nearly every update; use after_aggregating or toleration >= 1")
+
+
+def _check_aggregator(aggregator: AggregatorConfig, strategy: StrategyConfig, sample_size: int) -> None:
+    """Refuse a rule that needs more updates than the strategy aggregates at a time (Krum's 2f+3)."""
+    from fscore.strategy import Strategy
+
+    needed = aggregator.build().min_updates
+    resolved = Strategy.from_config(strategy, sample_size)
+    if resolved.trigger == "time_up" or needed <= 1:
+        return  # time_up aggregates whatever came in time; too few then keeps the model (documented)
+    fewest, key = (resolved.goal, "strategy.min_received") if resolved.trigger == "goal_achieved" else \
+        (sample_size, "sample_size")
+    if fewest < needed:
+        raise ValueError(f"aggregator: {aggregator.name} with these options needs at least {needed} updates per "
+                         f"aggregation, but the strategy aggregates {fewest} ({key})")
 
 
 def _format_errors(exc: ValidationError) -> str:

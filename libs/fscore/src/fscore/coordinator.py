@@ -427,7 +427,8 @@ class Coordinator(BaseWorker):
             return
         s.updates.append(ClientUpdate(msg.sender, p["tensors"], p["num_samples"], msg.round, staleness,
                                       weight=st.weight(staleness),
-                                      base=self.versions[msg.round] if staleness else None))
+                                      base=self.versions[msg.round] if staleness else None,
+                                      metrics=p["train_metrics"]))
 
     def _check_tensors(self, sender: str, tensors: Mapping[str, np.ndarray]) -> None:
         expected = self.params

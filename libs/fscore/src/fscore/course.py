@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fscore.aggregators import make_aggregator
+from fscore.attacks import poisoner
 from fscore.conditions import Condition
 from fscore.config import CourseConfig
 from fscore.coordinator import Aggregation, Coordinator, CoursePlan, Evaluation, Evaluator
@@ -131,7 +131,7 @@ class CourseBuilder:
         strategy = self.strategy()
         worker = Coordinator(COORDINATOR, c.course_id, self.catalog, outbox, plan=self.plan(),
                              initial_params=self.initial_params(),
-                             aggregator=make_aggregator(c.aggregator.name, server_lr=c.aggregator.server_lr),
+                             aggregator=c.aggregator.build(),
                              sampler=make_sampler(strategy.sampler, groups=strategy.groups),
                              rng=np.random.default_rng([c.seed, _STREAM_SAMPLER]), evaluator=evaluator,
                              on_evaluation=on_evaluation, on_aggregation=on_aggregation, strategy=strategy,
@@ -156,7 +156,7 @@ class CourseBuilder:
         worker = Participant(participant_address(index), c.course_id, self.catalog, outbox,
                              trainer=trainer or self.trainer(index), data=self.participant_data(index, alone=alone),
                              profile=profile or self.device_profile(index), pace=sim.pace if alone else 0.0,
-                             incarnation=incarnation)
+                             incarnation=incarnation, poison=poisoner(c.attack, c.seed, index))
         return self._customise(worker)
 
     def participant_data(self, index: int, *, alone: bool = False) -> ClientData:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 import structlog
 
+from fscore.attacks import ModelPoisoning
 from fscore.data.dataset import ClientData
 from fscore.events import START, on_message
 from fscore.message import (
@@ -51,8 +52,9 @@ class Participant(BaseWorker):
 
     def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox, *, trainer: Trainer,
                  data: ClientData, profile: DeviceProfile | None = None, coordinator: str = COORDINATOR,
-                 pace: float = 0.0, incarnation: str = "0") -> None:
+                 pace: float = 0.0, incarnation: str = "0", poison: ModelPoisoning | None = None) -> None:
         self.trainer = trainer
+        self.poison = poison  # a malicious participant (attack simulation): replaces its update before sending
         self.data = data
         self.profile = profile or DeviceProfile()
         self.pace = pace  # deployment: sleep pace x the virtual duration of a reply, to emulate a slow device
@@ -63,6 +65,8 @@ class Participant(BaseWorker):
         self.refused = False
         self.rounds_trained = 0
         super().__init__(address, course, catalog, outbox, incarnation)
+        if poison is not None:
+            log.warning("malicious_participant", participant=address, attack=poison.kind, scale=poison.scale)
 
     def install_default_handlers(self) -> None:
         self.register(START, self.join, emits=[JOIN_IN])
@@ -91,6 +95,8 @@ class Participant(BaseWorker):
         self.trainer.start_round(msg.round)
         result = self.trainer.train(self.data.train)
         params = self.trainer.get_parameters()
+        if self.poison is not None:
+            params = self.poison(received, params, msg.round)
         self.rounds_trained += 1
         samples = result.samples_processed or result.num_samples
         done = (msg.timestamp + self.profile.transfer_time(_nbytes(received)) + self.profile.compute_time(samples)

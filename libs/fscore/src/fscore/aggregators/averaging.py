@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from fscore.aggregators.base import ClientUpdate
 
 #: elements per block: small enough that the block's temporaries stay in cache, large enough to amortise Python
 _BLOCK = 1 << 15
@@ -46,3 +48,23 @@ def weighted_average(arrays: Sequence[np.ndarray], weights: Sequence[float]) -> 
             a_blk += t_blk
         out[start:stop] = a_blk
     return out.reshape(shape)
+
+
+def mean_delta(current: Mapping[str, np.ndarray], updates: Sequence[ClientUpdate],
+               weights: Sequence[float]) -> dict[str, np.ndarray]:
+    """The weighted mean of what each update changed from the model it trained from, tensor by tensor.
+
+    This is FedAvg's step, and the pseudo-gradient that FedOpt's server optimizers take (Reddi et al.
+    2021). A fresh update is measured from ``current``; a stale one from its own base model, so it
+    does not pull the global model back to where it started.
+    """
+    out = {}
+    for name, now in current.items():
+        deltas = [u.params[name] - (u.base if u.base is not None else current)[name] for u in updates]
+        out[name] = weighted_average(deltas, weights).astype(now.dtype, copy=False)
+    return out
+
+
+def sample_weights(updates: Sequence[ClientUpdate]) -> list[float]:
+    """FedAvg's weights: the participant's sample count times the strategy's staleness discount."""
+    return [u.num_samples * u.weight for u in updates]

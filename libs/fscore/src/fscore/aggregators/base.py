@@ -7,7 +7,7 @@ file with one class implementing ``aggregate`` plus one ``register_aggregator`` 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,8 @@ class ClientUpdate:
     ``staleness`` is how many aggregations happened since the model it trained from (round
     ``base_round``) was sent; ``base`` is that model when it is not the current one, so an
     aggregator can apply the update as a delta; ``weight`` is the strategy's staleness discount.
+    ``metrics`` are what the participant's trainer reported (``steps``, ``effective_steps``, ``loss``):
+    FedNova normalises by them.
     """
 
     sender: str
@@ -33,10 +35,26 @@ class ClientUpdate:
     staleness: int = 0
     weight: float = 1.0
     base: Params | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    def delta(self, current: Params) -> dict[str, np.ndarray]:
+        """What this participant's training changed, measured from the model it trained from."""
+        base = self.base if self.base is not None else current
+        return {name: self.params[name] - base[name] for name in current}
 
 
 class Aggregator(RequiredMethods):
+    """Turns accepted updates into the next global model.
+
+    An aggregator may keep state across rounds (a server optimizer's moments): the coordinator
+    builds a fresh one for every run, recovery and replay, and feeds it the same updates in the
+    same order, so the state is rebuilt exactly.
+    """
+
     required = ("aggregate",)
+    #: the fewest updates one aggregation needs (Krum needs 2f+3); the course config is refused if its
+    #: strategy may aggregate fewer, and at run time an aggregation with fewer keeps the current model
+    min_updates: int = 1
 
     @abstract
     def aggregate(self, global_params: Params, updates: Sequence[ClientUpdate]) -> dict[str, np.ndarray]:
@@ -48,7 +66,9 @@ _REGISTRY: dict[str, Callable[..., Aggregator]] = {}
 
 
 def register_aggregator(name: str, factory: Callable[..., Aggregator]) -> None:
-    """``factory`` is called with the aggregator config's options as keywords (``server_lr``)."""
+    """``factory`` is called with the ``aggregator`` config section's other keys as keywords
+    (``server_lr``, ``byzantine``). Decorate it with ``pydantic.validate_call`` and a bad or
+    unknown option is refused before the course starts, naming the key."""
     _REGISTRY[name] = factory
 
 

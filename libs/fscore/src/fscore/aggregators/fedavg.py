@@ -18,27 +18,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from pydantic import PositiveFloat, validate_call
 
-from fscore.aggregators.averaging import weighted_average
+from fscore.aggregators.averaging import mean_delta, sample_weights, weighted_average
 from fscore.aggregators.base import Aggregator, ClientUpdate, Params, register_aggregator
 
 
 class FedAvg(Aggregator):
-    def __init__(self, server_lr: float = 1.0) -> None:
+    @validate_call
+    def __init__(self, server_lr: PositiveFloat = 1.0) -> None:
         self.server_lr = server_lr
 
     def aggregate(self, global_params: Params, updates: Sequence[ClientUpdate]) -> dict[str, np.ndarray]:
         if not updates:
             return dict(global_params)
-        weights = [u.num_samples * u.weight for u in updates]
+        weights = sample_weights(updates)
         if self.server_lr == 1.0 and all(u.base is None for u in updates):
             return {name: weighted_average([u.params[name] for u in updates], weights) for name in global_params}
-        out = {}
-        for name, current in global_params.items():
-            deltas = [u.params[name] - (u.base if u.base is not None else global_params)[name] for u in updates]
-            step = weighted_average(deltas, weights)
-            out[name] = (current + self.server_lr * step).astype(current.dtype, copy=False)
-        return out
+        step = mean_delta(global_params, updates, weights)
+        return {name: (now + self.server_lr * step[name]).astype(now.dtype, copy=False)
+                for name, now in global_params.items()}
 
 
 register_aggregator("fedavg", FedAvg)

@@ -88,3 +88,20 @@ class NoOpTrainer(Trainer):
 
     def evaluate(self, data: Dataset) -> EvalResult:
         return EvalResult(len(data), {"accuracy": 0.0, "loss": 0.0})
+
+
+def effective_steps(steps: int, cfg: TrainerConfig) -> float:
+    """‖aᵢ‖₁ of FedNova (Wang et al. 2020, §4): how far, in units of one plain SGD step, local training
+    moved. Plain SGD: the number of steps τ. SGD with momentum rho accumulates, each step moving up to
+    1/(1-rho) times a plain one: [τ - rho(1 - rho^τ)/(1 - rho)] / (1 - rho). Adam has no such closed form;
+    it reports τ. Reported by the participant because only it knows its optimizer."""
+    rho = cfg.momentum if cfg.optimizer == "sgd" else 0.0
+    if rho == 0.0:
+        return float(steps)
+    return (steps - rho * (1 - rho**steps) / (1 - rho)) / (1 - rho)
+
+
+def train_result(cfg: TrainerConfig, num_samples: int, steps: int, seen: int, total_loss: float) -> TrainResult:
+    """What every trainer reports after local training: mean loss, steps, and FedNova's effective steps."""
+    return TrainResult(num_samples, {"loss": total_loss / max(seen, 1), "steps": float(steps),
+                                     "effective_steps": effective_steps(steps, cfg)}, seen)

@@ -16,7 +16,7 @@ import numpy as np
 
 from fscore.config import TrainerConfig
 from fscore.data.dataset import Dataset
-from fscore.trainers.base import EvalResult, Trainer, TrainResult, batches
+from fscore.trainers.base import EvalResult, Trainer, TrainResult, batches, train_result
 from fstranslation.adapters import BackendAdapter, get_adapter
 
 _adapter = get_adapter("tensorflow")
@@ -94,7 +94,7 @@ class KerasTrainer(Trainer):
             total_loss += float(loss) * len(idx)
             seen += len(idx)
             steps += 1
-        return TrainResult(len(data), {"loss": total_loss / max(seen, 1), "steps": float(steps)}, seen)
+        return train_result(self.cfg, len(data), steps, seen, total_loss)
 
     def evaluate(self, data: Dataset) -> EvalResult:
         if len(data) == 0:

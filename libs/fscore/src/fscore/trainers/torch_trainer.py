@@ -10,7 +10,7 @@ from torch import nn
 
 from fscore.config import TrainerConfig
 from fscore.data.dataset import Dataset
-from fscore.trainers.base import EvalResult, Trainer, TrainResult, batches
+from fscore.trainers.base import EvalResult, Trainer, TrainResult, batches, train_result
 from fstranslation.adapters import BackendAdapter, get_adapter
 
 _adapter = get_adapter("torch")
@@ -58,7 +58,7 @@ class TorchTrainer(Trainer):
             total_loss += loss.item() * len(idx)
             seen += len(idx)
             steps += 1
-        return TrainResult(len(data), {"loss": total_loss / max(seen, 1), "steps": float(steps)}, seen)
+        return train_result(self.cfg, len(data), steps, seen, total_loss)
 
     @torch.no_grad()
     def evaluate(self, data: Dataset) -> EvalResult:

@@ -33,3 +33,12 @@ def test_blocked_average_equals_the_textbook_formula(case):
 def test_average_refuses_mismatched_shapes():
     with pytest.raises(ValueError, match=r"cannot average shapes \(2,\) and \(3,\)"):
         weighted_average([np.zeros(2), np.zeros(3)], [1, 1])
+
+
+def test_server_lr_must_be_positive_and_unknown_options_are_named():
+    import fscore.config as cfg
+
+    with pytest.raises(cfg.ConfigError, match=r"aggregator.server_lr: Input should be greater than 0 \(got 0\)"):
+        cfg.config_from_dict({}, ["aggregator.server_lr=0"])
+    with pytest.raises(cfg.ConfigError, match=r"aggregator.momentum: fedavg has no option 'momentum'"):
+        cfg.config_from_dict({}, ["aggregator.momentum=0.9"])
