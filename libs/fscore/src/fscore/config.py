@@ -104,6 +104,9 @@ class TrainerConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0)
     local_epochs: int = Field(1, ge=1)
     local_steps: int | None = Field(None, ge=1, description="if set, train this many batches instead of epochs")
+    proximal_mu: float = Field(0.0, ge=0, description=(
+        "FedProx (Li et al. 2020): add mu/2 x ||w - w_received||^2 to the local loss, so local training stays "
+        "near the model it was sent; 0: plain local training"))
     batch_size: int = Field(16, ge=1)
 
 

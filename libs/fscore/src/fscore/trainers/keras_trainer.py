@@ -86,11 +86,18 @@ class KerasTrainer(Trainer):
         x = data.x.reshape(len(data), -1)
         opt = self._optimizer()
         trainable = self.model.trainable_variables
+        mu = self.cfg.proximal_mu
+        anchor = [tf.identity(v) for v in trainable] if mu else []
         steps, seen, total_loss = 0, 0, 0.0
         for idx in batches(len(data), self.cfg, self.rng):
             with tf.GradientTape() as tape:
                 loss = self.loss_fn(data.y[idx], self.model(x[idx], training=True))
-            opt.apply_gradients(zip(tape.gradient(loss, trainable), trainable, strict=True))
+                objective = loss
+                if mu:  # FedProx's proximal term; the reported loss stays the task loss
+                    pairs = zip(trainable, anchor, strict=True)
+                    proximal = tf.add_n([tf.reduce_sum(tf.square(v - a)) for v, a in pairs])
+                    objective = loss + mu / 2 * proximal
+            opt.apply_gradients(zip(tape.gradient(objective, trainable), trainable, strict=True))
             total_loss += float(loss) * len(idx)
             seen += len(idx)
             steps += 1

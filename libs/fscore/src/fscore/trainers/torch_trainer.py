@@ -48,12 +48,18 @@ class TorchTrainer(Trainer):
         x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
         opt = self._optimizer()
         self.model.train()
+        mu = self.cfg.proximal_mu
+        anchor = [p.detach().clone() for p in self.model.parameters()] if mu else []
         steps, seen, total_loss = 0, 0, 0.0
         for batch in batches(len(data), self.cfg, self.rng):
             idx = torch.from_numpy(batch)
             opt.zero_grad()
             loss = self.loss_fn(self.model(x[idx]), y[idx])
-            loss.backward()
+            if mu:  # FedProx's proximal term; the reported loss stays the task loss
+                proximal = sum(((p - a) ** 2).sum() for p, a in zip(self.model.parameters(), anchor, strict=True))
+                (loss + mu / 2 * proximal).backward()
+            else:
+                loss.backward()
             opt.step()
             total_loss += loss.item() * len(idx)
             seen += len(idx)
