@@ -76,7 +76,7 @@ def course(**strategy) -> dict:
     ({"name": "async_goal_rece_unify"}, "strategy.name: Input should be 'sync_vanilla'"),
     ({"name": "custom", "trigger": "goal"}, "strategy.trigger: Input should be 'all_received', 'goal_achieved'"),
     ({"name": "async_goal_aggr_unif", "sampler": "fastest"},
-     "strategy.sampler: unknown sampler 'fastest'; known: group, responsiveness, uniform"),
+     "strategy.sampler: unknown sampler 'fastest'; known: group, oort, responsiveness, uniform"),
 ])
 def test_a_strategy_that_cannot_work_is_refused_before_the_course_naming_the_key(strategy, message):
     with pytest.raises(ConfigError) as err:

@@ -21,6 +21,7 @@ from fscore.errors import ConfigError
 
 if TYPE_CHECKING:
     from fscore.aggregators import Aggregator
+    from fscore.samplers import Sampler
 
 
 class _Strict(BaseModel):
@@ -110,6 +111,15 @@ class TrainerConfig(_Strict):
     batch_size: int = Field(16, ge=1)
 
 
+def _option_error(section: str, plugin: str, exc: ValidationError) -> str:
+    """An option a plug-in's validate_call refused, as ``section.key: why``."""
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "unexpected_keyword_argument":
+        return f"{section}.{key}: {plugin} has no option {key!r}"
+    return f"{section}.{key}: {err['msg']} (got {err.get('input')!r})"
+
+
 class AggregatorConfig(_Strict):
     """``name`` picks a registered aggregator; every other key is one of its options (``server_lr``,
     ``byzantine``, ``beta1``...). The options are checked by building the aggregator, so a rule a user
@@ -137,11 +147,7 @@ class AggregatorConfig(_Strict):
         try:
             self.build()
         except ValidationError as exc:
-            err = exc.errors()[0]
-            key = ".".join(str(p) for p in err["loc"])
-            if err["type"] == "unexpected_keyword_argument":
-                raise ValueError(f"aggregator.{key}: {self.name} has no option {key!r}") from None
-            raise ValueError(f"aggregator.{key}: {err['msg']} (got {err.get('input')!r})") from None
+            raise ValueError(_option_error("aggregator", self.name, exc)) from None
         except (TypeError, ValueError) as exc:  # a check across options names its key: "byzantine: ..."
             named = re.match(r"^(\w+): ", str(exc))
             where = f"aggregator.{named.group(1)}" if named else "aggregator"
@@ -254,6 +260,8 @@ class StrategyConfig(_Strict):
     discount_exponent: float = Field(0.5, ge=0, description="polynomial: weight (1+s)^-a; hinge: the slope a")
     discount_hinge: int = Field(4, ge=0, description="hinge: staleness up to this is not discounted")
     groups: int = Field(5, ge=1, description="group sampler: number of responsiveness bins")
+    sampler_options: dict[str, Any] = Field(default_factory=dict, description=(
+        "options of the sampler beyond groups, e.g. oort's {alpha: 2, epsilon: 0.9}"))
 
     @model_validator(mode="after")
     def _known_sampler(self) -> StrategyConfig:
@@ -261,7 +269,20 @@ class StrategyConfig(_Strict):
 
         if self.sampler is not None and self.sampler not in sampler_names():
             raise ValueError(f"strategy.sampler: unknown sampler {self.sampler!r}; known: {', '.join(sampler_names())}")
+        self.build_sampler()  # refuse options the sampler does not take, naming the key
         return self
+
+    def build_sampler(self) -> Sampler:
+        from fscore.samplers import make_sampler
+
+        name = self.setting("sampler")
+        try:
+            return make_sampler(name, groups=self.groups, **self.sampler_options)
+        except ValidationError as exc:
+            raise ValueError(_option_error("strategy.sampler_options", name, exc)) from None
+        except TypeError:
+            options = ", ".join(sorted(self.sampler_options))
+            raise ValueError(f"strategy.sampler_options: sampler {name} takes no options (got {options})") from None
 
     def setting(self, key: str) -> Any:
         """The effective value of ``key``: explicit, else the preset's, else the default."""

@@ -419,6 +419,8 @@ class Coordinator(BaseWorker):
         del s.busy[msg.sender], s.requested[msg.sender]
         s.unresponsive.pop(msg.sender, None)  # it had been given another go, and answered in time
         s.response_times[msg.sender] = msg.timestamp - s.sent_at.pop(msg.sender, msg.timestamp)
+        self.sampler.feedback(msg.sender, num_samples=p["num_samples"], metrics=p["train_metrics"],
+                              duration=s.response_times[msg.sender])
         staleness = s.round - msg.round
         if staleness > st.toleration:
             s.dropped.append((msg.sender, staleness))

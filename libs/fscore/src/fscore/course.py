@@ -25,7 +25,6 @@ from fscore.events import Event
 from fscore.message import COORDINATOR, MessageCatalog
 from fscore.models.zoo import ModelSpec, init_params, zoo_layout
 from fscore.participant import Participant
-from fscore.samplers import make_sampler
 from fscore.simulation.device import DeviceProfile, device_profiles
 from fscore.strategy import Strategy
 from fscore.topics import CourseTopics
@@ -132,7 +131,7 @@ class CourseBuilder:
         worker = Coordinator(COORDINATOR, c.course_id, self.catalog, outbox, plan=self.plan(),
                              initial_params=self.initial_params(),
                              aggregator=c.aggregator.build(),
-                             sampler=make_sampler(strategy.sampler, groups=strategy.groups),
+                             sampler=c.strategy.build_sampler(),
                              rng=np.random.default_rng([c.seed, _STREAM_SAMPLER]), evaluator=evaluator,
                              on_evaluation=on_evaluation, on_aggregation=on_aggregation, strategy=strategy,
                              clock=clock, incarnation=incarnation)
