@@ -98,8 +98,10 @@ def flat_deltas(current: Params, updates: Sequence[ClientUpdate]) -> np.ndarray:
     """One row per update: its delta, every tensor flattened in the model's order, in float64."""
     rows = np.empty((len(updates), sum(a.size for a in current.values())), dtype=np.float64)
     for row, update in zip(rows, updates, strict=True):
-        delta = update.delta(current)
-        np.concatenate([delta[name].reshape(-1) for name in current], out=row)
+        base, start = update.base if update.base is not None else current, 0
+        for name, now in current.items():  # straight into the row: no per-update delta dict, no second copy
+            np.subtract(update.params[name].reshape(-1), base[name].reshape(-1), out=row[start:start + now.size])
+            start += now.size
     return rows
 
 
