@@ -60,7 +60,7 @@ def mean_delta(current: Mapping[str, np.ndarray], updates: Sequence[ClientUpdate
     """
     out = {}
     for name, now in current.items():
-        deltas = [u.params[name] - (u.base if u.base is not None else current)[name] for u in updates]
+        deltas = [u.params[name] - u.trained_from(current)[name] for u in updates]
         out[name] = weighted_average(deltas, weights).astype(now.dtype, copy=False)
     return out
 

@@ -37,9 +37,13 @@ class ClientUpdate:
     base: Params | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
 
+    def trained_from(self, current: Params) -> Params:
+        """The model this update's training started from: its own base if stale, else ``current``."""
+        return self.base if self.base is not None else current
+
     def delta(self, current: Params) -> dict[str, np.ndarray]:
         """What this participant's training changed, measured from the model it trained from."""
-        base = self.base if self.base is not None else current
+        base = self.trained_from(current)
         return {name: self.params[name] - base[name] for name in current}
 
 

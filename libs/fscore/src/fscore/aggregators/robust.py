@@ -98,7 +98,7 @@ def flat_deltas(current: Params, updates: Sequence[ClientUpdate]) -> np.ndarray:
     """One row per update: its delta, every tensor flattened in the model's order, in float64."""
     rows = np.empty((len(updates), sum(a.size for a in current.values())), dtype=np.float64)
     for row, update in zip(rows, updates, strict=True):
-        base, start = update.base if update.base is not None else current, 0
+        base, start = update.trained_from(current), 0
         for name, now in current.items():  # straight into the row: no per-update delta dict, no second copy
             np.subtract(update.params[name].reshape(-1), base[name].reshape(-1), out=row[start:start + now.size])
             start += now.size
@@ -119,12 +119,19 @@ def apply_flat(current: Params, step: np.ndarray) -> dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------- the aggregators
 
 class RobustRule(Aggregator):
-    """The shared part: check there are enough updates, flatten, apply the rule, unflatten."""
+    """The shared part: the ``byzantine`` option, how many updates that needs, flatten, combine, unflatten."""
 
     name = "robust"
+    #: min_updates = per_attacker x byzantine + extra (Krum: 2f + 3)
+    per_attacker, extra = 0, 1
 
-    def __init__(self, byzantine: int) -> None:
+    @validate_call
+    def __init__(self, byzantine: NonNegativeInt = 1) -> None:
         self.byzantine = byzantine
+
+    @property
+    def min_updates(self) -> int:  # type: ignore[override]
+        return self.per_attacker * self.byzantine + self.extra
 
     def combine(self, deltas: np.ndarray, updates: Sequence[ClientUpdate]) -> np.ndarray:
         raise NotImplementedError
@@ -138,25 +145,23 @@ class RobustRule(Aggregator):
 
 
 class Krum(RobustRule):
-    name = "krum"
-
-    @validate_call
-    def __init__(self, byzantine: NonNegativeInt = 1) -> None:
-        super().__init__(byzantine)
-        self.min_updates = 2 * byzantine + 3
+    name, per_attacker, extra = "krum", 2, 3
 
     def combine(self, deltas: np.ndarray, updates: Sequence[ClientUpdate]) -> np.ndarray:
         return deltas[krum_order(squared_distances(deltas), self.byzantine)[0]]
 
 
-class MultiKrum(RobustRule):
+class MultiKrum(Krum):
     name = "multi_krum"
 
     @validate_call
     def __init__(self, byzantine: NonNegativeInt = 1, select: Annotated[int, Field(ge=1)] | None = None) -> None:
         super().__init__(byzantine)
         self.select = select
-        self.min_updates = max(2 * byzantine + 3, (select or 1))
+
+    @property
+    def min_updates(self) -> int:  # type: ignore[override]
+        return max(super().min_updates, self.select or 1)
 
     def combine(self, deltas: np.ndarray, updates: Sequence[ClientUpdate]) -> np.ndarray:
         keep = self.select or len(deltas) - self.byzantine
@@ -167,7 +172,7 @@ class Median(RobustRule):
     name = "median"
 
     @validate_call
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # no options: the median needs no estimate of the attackers
         super().__init__(0)
 
     def combine(self, deltas: np.ndarray, updates: Sequence[ClientUpdate]) -> np.ndarray:
@@ -175,24 +180,14 @@ class Median(RobustRule):
 
 
 class TrimmedMean(RobustRule):
-    name = "trimmed_mean"
-
-    @validate_call
-    def __init__(self, byzantine: NonNegativeInt = 1) -> None:
-        super().__init__(byzantine)
-        self.min_updates = 2 * byzantine + 1
+    name, per_attacker, extra = "trimmed_mean", 2, 1
 
     def combine(self, deltas: np.ndarray, updates: Sequence[ClientUpdate]) -> np.ndarray:
         return trimmed_mean(deltas, self.byzantine)
 
 
 class Bulyan(RobustRule):
-    name = "bulyan"
-
-    @validate_call
-    def __init__(self, byzantine: NonNegativeInt = 1) -> None:
-        super().__init__(byzantine)
-        self.min_updates = 4 * byzantine + 3
+    name, per_attacker, extra = "bulyan", 4, 3
 
     def combine(self, deltas: np.ndarray, updates: Sequence[ClientUpdate]) -> np.ndarray:
         return bulyan(deltas, self.byzantine)
