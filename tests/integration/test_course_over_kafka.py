@@ -75,7 +75,7 @@ def test_bad_input_is_dead_lettered_duplicates_ignored_and_the_course_matches_st
     topics, catalog = builder.topics, builder.catalog
     transport = make_kafka_transport(config.transport.kafka)
     transport.ensure_topics(topics.specs())
-    publish_manifest(transport, topics, catalog, config, "it")
+    publish_manifest(transport, topics, catalog, config, "0")  # the incarnation of the coordinator below
 
     coord_comm = Communicator(transport, topics, catalog, COORDINATOR)
     coordinator = builder.coordinator(coord_comm, evaluator=builder.numpy_evaluator())

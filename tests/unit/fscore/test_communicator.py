@@ -37,7 +37,8 @@ def test_garbage_and_invalid_records_are_dead_lettered_and_the_worker_goes_on():
     send_join(p, "p1")
     log.publish(topics.coordinator, b"\x00garbage")  # undecodable
     p.send(Message("model_update", ("coordinator",), 0, {  # decodes, but from a participant that never joined
-        "num_samples": 1, "base_round": 0, "train_metrics": {}, "tensors": PARAMS}, sender="ghost", id="g/1"))
+        "num_samples": 1, "base_round": 0, "train_metrics": {}, "tensors": PARAMS}, sender="ghost", id="g/1",
+        course="c"))
     send_join(Communicator(log, topics, catalog, "p2"), "p2")
     handled = pump(coordinator, comm)
     assert handled == 3  # two joins and the rejected update; the garbage never reached a handler
@@ -54,14 +55,15 @@ def test_garbage_and_invalid_records_are_dead_lettered_and_the_worker_goes_on():
 
 
 def test_broadcast_is_decoded_once_for_many_participants():
-    from fscore.communicator import DecodeCache
+    from fscore.intake import DecodeCache
 
     log, topics, comm, _ = setup()
     cache = DecodeCache()
     comms = [Communicator(log, topics, comm.catalog, f"p{i}", cache=cache) for i in range(3)]
     for c in comms:
         c.subscribe("participant")
-    comm.send(Message("model_parameters", ("p0", "p2"), 0, {"tensors": PARAMS}, sender="coordinator", id="c/1"))
-    got = [[d.message for d in c.poll()] for c in comms]
+    comm.send(Message("model_parameters", ("p0", "p2"), 0, {"tensors": PARAMS}, sender="coordinator", id="c/1",
+                      course="c"))
+    got = [[m for r in c.records() if (m := c.decode(r)) is not None] for c in comms]
     assert [len(g) for g in got] == [1, 0, 1]
     assert got[0][0] is got[2][0]  # one decoded object shared

@@ -23,18 +23,19 @@ _ids = iter(range(10**6))
 
 
 def msg(type_name, sender, payload, rnd=0, ts=1.0):
-    return Message(type_name, ("coordinator",), rnd, payload, sender=sender, timestamp=ts, id=f"{sender}/{next(_ids)}")
+    return Message(type_name, ("coordinator",), rnd, payload, sender=sender, timestamp=ts, id=f"{sender}/{next(_ids)}",
+                   course="c")
 
 
 def join(c, *names):
     for name in names:
-        c.handle(msg("join_in", name, {"address": name, "num_train_samples": 5, "num_test_samples": 1,
+        c.handle(msg("join_in", name, {"address": name, "num_train_samples": 5, "num_test_samples": 5,
                                         "backend": "torch"}))
 
 
-def update(sender, tensors, n=5, rnd=0):
+def update(sender, tensors, n=5, rnd=0, ts=1.0):
     return msg("model_update", sender, {"num_samples": n, "base_round": rnd, "train_metrics": {}, "tensors": tensors},
-               rnd)
+               rnd, ts)
 
 
 def test_all_joined_in_starts_the_first_round():
@@ -81,7 +82,8 @@ def test_round_aggregates_then_evaluates_then_finishes():
     assert outbox.of_type("evaluate") and c.state.phase == "evaluating"
     for name, acc in (("a", 1.0), ("b", 0.0)):
         c.handle(Message("metrics", ("coordinator",), 1, {"split": "test", "num_samples": 1 if name == "a" else 3,
-                                                          "values": {"accuracy": acc}}, sender=name, id=f"m{name}"))
+                                                          "values": {"accuracy": acc}}, sender=name, id=f"m{name}",
+                         timestamp=1.0, course="c"))
     assert c.state.history[-1].metrics == {"clients.accuracy": 0.25}
     assert c.finished and c.state.finish_reason == "max_rounds_reached"
     assert outbox.of_type("finish")[0].receivers == ("a", "b")
@@ -94,12 +96,13 @@ def test_early_stopping_finishes_before_max_rounds():
     for r in range(3):
         c.handle(update("a", PARAMS, rnd=r))
         c.handle(Message("metrics", ("coordinator",), r + 1, {"split": "test", "num_samples": 1,
-                                                              "values": {"accuracy": 0.5}}, sender="a", id=f"e{r}"))
+                                                              "values": {"accuracy": 0.5}}, sender="a", id=f"e{r}",
+                         timestamp=1.0, course="c"))
     assert c.finished and c.state.finish_reason == "early_stopped" and c.state.round == 3
 
 
 def join_with_layout(c, name, layout):
-    c.handle(msg("join_in", name, {"address": name, "num_train_samples": 5, "num_test_samples": 1, "backend": "keras",
+    c.handle(msg("join_in", name, {"address": name, "num_train_samples": 5, "num_test_samples": 5, "backend": "keras",
                                     "layout": layout}))
 
 
@@ -142,14 +145,15 @@ def test_at_the_join_deadline_the_course_starts_with_whoever_joined_and_admits_l
     assert first.receivers == ("a", "b") and c.state.phase == "training"
     join(c, "c")  # late: admitted, and in the next round's cohort
     assert outbox.of_type("assign_id")[-1].receivers == ("c",)
-    c.handle(update("a", PARAMS))
-    c.handle(update("b", PARAMS))
+    c.handle(update("a", PARAMS, ts=30.0))  # the deadline rang at virtual 30 s: replies are stamped later
+    c.handle(update("b", PARAMS, ts=30.0))
     (evaluate,) = outbox.of_type("evaluate")
     assert evaluate.receivers == ("a", "b", "c")
     join(c, "d")  # joins while the others evaluate: not awaited for this evaluation
     for name in ("a", "b", "c"):
         c.handle(Message("metrics", ("coordinator",), 1, {"split": "test", "num_samples": 1,
-                                                          "values": {"accuracy": 0.5}}, sender=name, id=f"m{name}"))
+                                                          "values": {"accuracy": 0.5}}, sender=name, id=f"m{name}",
+                         timestamp=30.0, course="c"))
     assert outbox.of_type("model_parameters")[-1].receivers == ("a", "b", "c", "d")
 
 

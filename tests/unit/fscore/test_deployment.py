@@ -8,7 +8,7 @@ from fscore.aggregators import FedAvg
 from fscore.communicator import Communicator
 from fscore.config import StrategyConfig
 from fscore.coordinator import Coordinator, CoursePlan
-from fscore.deployment import WallAlarm, course_started_at, recover
+from fscore.deployment import WallAlarm, recover
 from fscore.message import COORDINATOR, Message, MessageCatalog
 from fscore.samplers import make_sampler
 from fscore.strategy import Strategy
@@ -33,7 +33,7 @@ def test_a_restarted_coordinator_resumes_its_reply_countdown_from_the_records_ti
     for i in range(2):  # the first incarnation handled both joins (and sent the models) before it died
         Communicator(log, topics, catalog, f"p{i}").send(Message(
             "join_in", (COORDINATOR,), 0, {"address": f"p{i}", "num_train_samples": 1, "num_test_samples": 1,
-                                           "backend": "numpy"}, sender=f"p{i}", id=f"j{i}"))
+                                           "backend": "numpy"}, sender=f"p{i}", id=f"j{i}", course="c"))
     handled = log.consumer([topics.coordinator], group=COORDINATOR)
     records = handled.poll(max_records=10)
     handled.commit(records[-1])
@@ -66,11 +66,20 @@ def test_the_join_deadline_counts_from_the_courses_first_start():
     assert [m.payload["kind"] for m in outbox.of_type("alarm")] == ["join"]
 
 
-def test_the_course_start_is_the_time_of_its_first_manifest():
-    log, topics = EmbeddedLog(), CourseTopics("fscope", "c")
+def test_the_manifest_is_the_first_on_the_meta_topic_and_garbage_there_is_skipped():
+    from fscore.config import CourseConfig
+    from fscore.deployment import course_finished, first_manifest, publish_finished, publish_manifest
+
+    catalog, log, topics = MessageCatalog(), EmbeddedLog(), CourseTopics("fscope", "c")
     log.ensure_topics(topics.specs())
-    assert course_started_at(log, topics) is None
-    log.publish(topics.meta, b"manifest")
-    first = next(iter(log.read(topics.meta))).timestamp
-    log.publish(topics.meta, b"another incarnation's manifest")
-    assert course_started_at(log, topics) == first
+    assert first_manifest(log, topics, catalog) is None
+    log.publish(topics.meta, b"garbage on the meta topic")
+    publish_manifest(log, topics, catalog, CourseConfig(course_id="other"), "x")  # another course's
+    publish_manifest(log, topics, catalog, CourseConfig(course_id="c", rounds=3), "a")
+    written = list(log.read(topics.meta))[-1].timestamp
+    publish_manifest(log, topics, catalog, CourseConfig(course_id="c", rounds=9), "b")
+    config, at = first_manifest(log, topics, catalog)
+    assert config.rounds == 3 and at == written
+    assert course_finished(log, topics, catalog) is None
+    publish_finished(log, topics, catalog, "c", "max_rounds_reached", 3, "ab")
+    assert course_finished(log, topics, catalog)["rounds"] == 3

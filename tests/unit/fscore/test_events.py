@@ -25,7 +25,7 @@ class Echo(BaseWorker):
 def join(msg_id="p/1"):
     from fscore.message import Message
 
-    return Message("join_in", ("coordinator",), 0, {"address": "p"}, sender="p", id=msg_id)
+    return Message("join_in", ("coordinator",), 0, {"address": "p"}, sender="p", id=msg_id, course="c")
 
 
 def test_second_handler_for_an_event_overwrites_and_warns_naming_both():
@@ -53,7 +53,7 @@ def test_message_without_handler_is_rejected_not_crashed():
     from fscore.message import Message
 
     with pytest.raises(RejectedMessage, match="no handler for message type 'metrics'"):
-        worker.handle(Message("metrics", ("coordinator",), 0, {}, sender="p", id="x"))
+        worker.handle(Message("metrics", ("coordinator",), 0, {}, sender="p", id="x", course="c"))
 
 
 def test_handler_cannot_send_a_type_it_did_not_declare():

@@ -17,7 +17,9 @@ def course():
 
     config = load_config(ROOT / "examples" / "digits_fedavg.yaml",
                          ["participants=3", "rounds=3", "trainer.local_epochs=1", "course_id=replayed"])
-    return run_standalone(config, progress=False)
+    result = run_standalone(config, progress=False)
+    result.config = config
+    return result
 
 
 def tamper(log, topic: str, offset: int, change) -> None:
@@ -65,28 +67,52 @@ def test_an_undecodable_recorded_model_fails_verification_naming_the_record(cour
     finally:
         tamper(course.log, "fscope.replayed.broadcast", offset, lambda _: original)
     assert not report.verified
-    where = f"record fscope.replayed.broadcast/0/{offset} cannot be decoded"
-    assert any(m.startswith(where) for m in report.mismatches)
+    where = f"record fscope.replayed.broadcast/0/{offset} is not an fscope record"
+    assert any(m.startswith(where) for m in report.ignored)
     assert any("evaluate of round 1 to participant-00000, participant-00001, participant-00002, which the log "
                "does not record" in m for m in report.mismatches)
 
 
+def resend(course, value: bytes, incarnation: str, seq: int) -> bytes:
+    """``value`` as a restarted coordinator sends it again: the same message under its own incarnation's id."""
+    codec = course.coordinator.catalog.codec
+    header, payload = codec.decode(value)
+    return codec.encode(dataclasses.replace(header, id=f"coordinator/{incarnation}/{seq}"), payload)
+
+
 def test_a_model_sent_twice_after_a_restart_verifies_but_a_different_second_one_fails(course):
+    from fscore.deployment import publish_started
+    from fscore.topics import CourseTopics
+
     broadcast = course.log._partitions["fscope.replayed.broadcast"][0]
+    meta = course.log._partitions["fscope.replayed.meta"][0]
     offset = broadcast_offset(course, "model_parameters", 1)
-    original = list(broadcast)
+    original, original_meta = list(broadcast), list(meta)
     try:
-        course.log.publish("fscope.replayed.broadcast", broadcast[offset].value)  # what a restarted coordinator does
+        publish_started(course.log, CourseTopics("fscope", "replayed"), course.coordinator.catalog,
+                        course.config, "restarted")
+        course.log.publish("fscope.replayed.broadcast", resend(course, broadcast[offset].value, "restarted", 1))
+        course.log.publish("fscope.replayed.broadcast", broadcast[offset].value)  # an exact copy: not a re-send
         report = replay_course(course.log, "replayed")
         assert report.verified, report.mismatches
         assert report.resent == [f"fscope.replayed.broadcast/0/{len(original)}"]
-        value = broadcast[offset].value
+        copied = course.coordinator.catalog.codec.decode_header(broadcast[offset].value)[0].id
+        assert report.ignored == [f"record fscope.replayed.broadcast/0/{len(original) + 1}: a copy of {copied}, "
+                                  "already read"]
+        value = resend(course, broadcast[offset].value, "restarted", 2)
         course.log.publish("fscope.replayed.broadcast", value[:-10] + bytes([value[-10] ^ 1]) + value[-9:])
         report = replay_course(course.log, "replayed")
         assert not report.verified
-        assert report.mismatches == [f"record fscope.replayed.broadcast/0/{len(original) + 1}: a second "
+        assert report.mismatches == [f"record fscope.replayed.broadcast/0/{len(original) + 2}: a second "
                                      f"model_parameters of round 1 to participant-00000, participant-00001, "
                                      f"participant-00002 with another model than the first "
                                      f"(fscope.replayed.broadcast/0/{offset})"]
+        forged = resend(course, broadcast[offset].value, "an-unknown-incarnation", 3)
+        broadcast[len(original) + 2:] = []
+        course.log.publish("fscope.replayed.broadcast", forged[:-10] + bytes([forged[-10] ^ 1]) + forged[-9:])
+        report = replay_course(course.log, "replayed")
+        assert report.verified, report.mismatches  # not a send of any incarnation of the course's coordinator
+        assert "no incarnation of this course's coordinator sent" in report.ignored[-1]
     finally:
         broadcast[:] = original
+        meta[:] = original_meta

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fscore.errors import CompletenessError, ConfigError, FscoreError
+from fscore.errors import CompletenessError, ConfigError, FscoreError, TransportError
 from fstranslation import LayoutError
 
 
@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
+    except TransportError as exc:
+        print(f"fscope: Kafka error: {exc}", file=sys.stderr)
+        return 3
     except FscoreError as exc:
         print(f"fscope: error: {exc}", file=sys.stderr)
         return 1
@@ -114,6 +117,9 @@ def _replay(args: argparse.Namespace) -> int:
     print(f"replayed {report.inbox_records} inbox records of course {report.course} "
           f"({report.rejected} rejected, {report.undecodable} undecodable, as in the live run)")
     print(f"checked {report.checked} models against the log; final model sha256 {report.final_sha256}")
+    if report.ignored:
+        print(f"{len(report.ignored)} record(s) on the model topics were not the coordinator's sends and were not "
+              f"checked (garbage, copies, other senders or courses); first: {report.ignored[0]}")
     if report.resent:
         print(f"{len(report.resent)} identical model(s) sent again after a coordinator restart: "
               f"{', '.join(report.resent)}")

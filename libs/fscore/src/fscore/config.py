@@ -302,6 +302,16 @@ class JoiningConfig(_Strict):
     min_participants: int = Field(1, ge=1, description="the deadline starts the course once this many joined")
 
 
+class LimitsConfig(_Strict):
+    """What a worker accepts from the wire (docs/architecture.md, "Untrusted input"). Bytes off a topic
+    are untrusted; these bounds are checked before anything is allocated or aggregated."""
+
+    #: the largest tensor a record may declare, in bytes (the rank is at most 8 in any case)
+    max_tensor_bytes: int = Field(2**31, ge=1024)
+    #: an update may claim at most this many times the training samples its sender declared at join
+    max_samples_factor: float = Field(1.0, ge=1.0)
+
+
 class KafkaConfig(_Strict):
     """How services reach Kafka. Secrets are SecretStr: shown as ********** in logs and dumps."""
 
@@ -311,6 +321,13 @@ class KafkaConfig(_Strict):
     #: records larger than this are split into chunks; keep it under the broker's message.max.bytes (1 MiB)
     max_record_bytes: int = Field(900_000, ge=1024, le=50_000_000)
     poll_timeout_s: float = Field(0.2, gt=0)
+    #: how long a service rides out an unreachable broker (mid-course) before it exits 3
+    outage_limit_s: float = Field(300.0, gt=0)
+    #: how long a service waits for the broker's cluster metadata at start before it exits 3
+    connect_timeout_s: float = Field(10.0, gt=0)
+    #: how soon the broker declares a silent coordinator dead, freeing its course for a restarted one (the
+    #: broker's group.min.session.timeout.ms is 6 s by default)
+    lease_session_timeout_s: float = Field(6.0, ge=1.0, le=300.0)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
@@ -375,6 +392,7 @@ class CourseConfig(_Strict):
     simulation: SimulationConfig = SimulationConfig()
     strategy: StrategyConfig = StrategyConfig()
     joining: JoiningConfig = JoiningConfig()
+    limits: LimitsConfig = LimitsConfig()
     transport: TransportConfig = TransportConfig()
     message_types: list[MessageTypeConfig] = Field(default_factory=list)
     conditions: list[ConditionConfig] = Field(default_factory=list)

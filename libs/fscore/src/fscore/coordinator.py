@@ -25,6 +25,7 @@ Works on numpy arrays decoded from the wire and imports no ML framework.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -54,7 +55,8 @@ from fscore.message import (
 from fscore.samplers import Sampler
 from fscore.strategy import Strategy
 from fscore.worker import BaseWorker, Outbox
-from fstranslation.layout import layout_of, layout_problems
+from fstranslation import spec_problem
+from fstranslation.layout import TensorSpec, layout_differences, layout_of
 
 log = structlog.get_logger("fscore.coordinator")
 
@@ -72,6 +74,7 @@ class CoursePlan:
     stop_at_target: bool = False
     join_timeout_s: float | None = None  # start with whoever joined this long after the coordinator started
     min_participants: int = 1  # ...if at least this many did
+    max_samples_factor: float = 1.0  # an update may claim at most this x the samples its sender declared
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class CoordinatorState:
     dispatch: int = 0  # numbers each batch of requests (models or evaluate); reply deadlines name one
     requested: dict[str, int] = field(default_factory=dict)  # busy address -> dispatch of its model
     eval_dispatch: int = 0  # the dispatch that asked the current evaluators
+    eval_sent_at: float = 0.0  # virtual time the current evaluate request went out
     unresponsive: dict[str, int] = field(default_factory=dict)  # given up on (-> dispatch); not sampled
     timeouts: dict[str, int] = field(default_factory=dict)  # address -> requests it was given up on
     deadline: float | None = None  # time_up: the end of the current budget, in virtual time
@@ -224,14 +228,19 @@ class Coordinator(BaseWorker):
             raise RejectedMessage(f"join_in from {msg.sender!r} claims address {p['address']!r}")
         if s.phase == "finished":  # a participant process checks the meta topic for this before joining
             raise RejectedMessage(f"join_in from {msg.sender!r} after the course finished (round {s.round})")
+        _check_join_numbers(msg.sender, p)
+        declared = self._declared_layout(p.get("layout", []))  # raises for a malformed one
         info = s.participants.get(msg.sender)
+        if info is None:
+            known = len(s.participants) + len(s.refused) - (msg.sender in s.refused)
+            if known >= self.plan.participants:
+                raise RejectedMessage(f"join_in from {msg.sender!r}: the course is full "
+                                      f"({self.plan.participants} participants)")
+            # none declared: trusted
+            problems = layout_differences(declared, layout_of(self.params)) if declared else []
         s.unresponsive.pop(msg.sender, None)  # heard from again
         if info is None:
             s.refused.pop(msg.sender, None)  # a refused participant may come back with a model that fits
-            if len(s.participants) + len(s.refused) >= self.plan.participants:
-                raise RejectedMessage(f"join_in from {msg.sender!r}: the course is full "
-                                      f"({self.plan.participants} participants)")
-            problems = self._layout_problems(p.get("layout", []))
             if problems:
                 self._refuse(msg.sender, p["backend"], problems)
                 return
@@ -246,12 +255,15 @@ class Coordinator(BaseWorker):
         # A participant that joins again (e.g. after a restart) gets its id again.
         self.send(ASSIGN_ID, [msg.sender], s.round, {"participant_id": info.id, "address": msg.sender})
 
-    def _layout_problems(self, declared: list[Mapping[str, Any]]) -> list[str]:
-        """How a participant's declared model differs from the course's agreed layout (none declared: trusted)."""
-        if not declared:
-            return []
-        params = {d["name"]: np.empty(tuple(d["shape"]), dtype=d["dtype"]) for d in declared}
-        return layout_problems(params, layout_of(self.params))
+    def _declared_layout(self, declared: list[Mapping[str, Any]]) -> dict[str, TensorSpec]:
+        """A participant's declared model layout; untrusted, so checked before anything is built from it."""
+        layout = {}
+        for d in declared:
+            problem = spec_problem(d["name"], d["dtype"], d["shape"], self.catalog.limits)
+            if problem is not None:
+                raise RejectedMessage(f"join_in declares a malformed layout: {problem}")
+            layout[d["name"]] = TensorSpec(tuple(d["shape"]), d["dtype"])
+        return layout
 
     def _refuse(self, address: str, backend: str, problems: list[str]) -> None:
         """Refuse a participant whose model does not fit: it is told why and the course goes on without it."""
@@ -347,11 +359,11 @@ class Coordinator(BaseWorker):
     def ring_reply_deadline(self, dispatch: int) -> None:
         """Wall clock: ``reply_timeout_s`` has passed since ``dispatch`` was sent. Rung only if a request of it
         (or an earlier one) is still unanswered, so a course that keeps up writes no alarms."""
-        if self._unanswered(dispatch) != ([], []):
+        if self.unanswered(dispatch) != ([], []):
             self.send(ALARM, [self.address], self.state.round, {"budget": dispatch, "deadline": self.now,
                                                                 "kind": "reply"})
 
-    def _unanswered(self, dispatch: int) -> tuple[list[str], list[str]]:
+    def unanswered(self, dispatch: int) -> tuple[list[str], list[str]]:
         """Who still owes an update, and who still owes metrics, for requests of ``dispatch`` or earlier."""
         s = self.state
         training = sorted(a for a, n in s.requested.items() if n <= dispatch)
@@ -379,7 +391,7 @@ class Coordinator(BaseWorker):
         or earlier. They are not sampled or asked to evaluate until heard from again (a late reply, a join).
         A sync round aggregates what arrived; an async course hands their places to others at once."""
         s, st = self.state, self.strategy
-        training, evaluating = self._unanswered(dispatch)
+        training, evaluating = self.unanswered(dispatch)
         for address in training:
             del s.busy[address], s.requested[address]
             waited = self.now - s.sent_at.pop(address, self.now)
@@ -414,8 +426,13 @@ class Coordinator(BaseWorker):
                                   f"model of round {sent}")
         p = msg.payload
         self._check_tensors(msg.sender, p["tensors"])
-        if p["num_samples"] <= 0:
-            raise RejectedMessage(f"model_update from {msg.sender!r} has num_samples {p['num_samples']}")
+        declared = s.participants[msg.sender].num_train_samples
+        if not 0 < p["num_samples"] <= declared * self.plan.max_samples_factor:
+            raise RejectedMessage(f"model_update from {msg.sender!r} claims num_samples {p['num_samples']}; it "
+                                  f"declared {declared} training samples at join (limits.max_samples_factor "
+                                  f"{self.plan.max_samples_factor:g})")
+        _check_finite(f"model_update from {msg.sender!r}", p["tensors"], p["train_metrics"])
+        _check_after(msg, s.sent_at.get(msg.sender), "the model it answers")
         del s.busy[msg.sender], s.requested[msg.sender]
         s.unresponsive.pop(msg.sender, None)  # it had been given another go, and answered in time
         s.response_times[msg.sender] = msg.timestamp - s.sent_at.pop(msg.sender, msg.timestamp)
@@ -478,6 +495,7 @@ class Coordinator(BaseWorker):
             s.phase = "evaluating"  # with nobody to ask, all_evaluated holds at once
             if s.evaluators:
                 s.eval_dispatch = self._dispatched()
+                s.eval_sent_at = self.now
                 self.send(EVALUATE, list(s.evaluators), s.round, {"tensors": self.params})
         elif due:
             self._record({})
@@ -496,7 +514,14 @@ class Coordinator(BaseWorker):
         if s.phase != "evaluating" or msg.round != s.round or msg.sender not in s.evaluators:
             raise RejectedMessage(f"metrics from {msg.sender!r} are for round {msg.round}, but the course is at "
                                   f"round {s.round} ({s.phase})")
-        s.eval_replies[msg.sender] = (msg.payload["num_samples"], dict(msg.payload["values"]))
+        p = msg.payload
+        declared = s.participants[msg.sender].num_test_samples
+        if not 0 <= p["num_samples"] <= declared * self.plan.max_samples_factor:
+            raise RejectedMessage(f"metrics from {msg.sender!r} claim num_samples {p['num_samples']}; it declared "
+                                  f"{declared} test samples at join")
+        _check_finite(f"metrics from {msg.sender!r}", {}, p["values"])
+        _check_after(msg, s.eval_sent_at, "the evaluate request it answers")
+        s.eval_replies[msg.sender] = (p["num_samples"], dict(p["values"]))
         s.unresponsive.pop(msg.sender, None)  # heard from (it may have missed a training deadline meanwhile)
 
     def record_evaluation(self, _: Message | None = None) -> None:
@@ -597,6 +622,35 @@ def _participant_idle(c: Coordinator) -> bool:
     s = c.state
     return (c.strategy.broadcast == "after_receiving" and s.phase == "training"
             and len(s.busy) < min(c.strategy.concurrency, len(s.participants)) and bool(c.candidates()))
+
+
+def _check_join_numbers(sender: str, join: Mapping[str, Any]) -> None:
+    """A join's counts and device figures feed sampling and response-time estimates: they must be sane."""
+    for key in ("num_train_samples", "num_test_samples"):
+        if join[key] < 0:
+            raise RejectedMessage(f"join_in from {sender!r}: {key} is {join[key]}")
+    for key in ("compute_s_per_sample", "bandwidth_bytes_per_s"):
+        value = join.get(key, 0.0)
+        if not (math.isfinite(value) and value >= 0):
+            raise RejectedMessage(f"join_in from {sender!r}: {key} is {value}, not a finite number >= 0")
+
+
+def _check_finite(what: str, tensors: Mapping[str, np.ndarray], values: Mapping[str, float]) -> None:
+    """One NaN or infinity in an update turns the global model into NaN; refuse it at the door."""
+    for name, t in tensors.items():
+        if t.dtype.kind == "f" and not np.isfinite(t).all():
+            bad = int(t.size - np.count_nonzero(np.isfinite(t)))
+            raise RejectedMessage(f"{what}: tensor `{name}` has {bad} non-finite values (NaN or infinity)")
+    for key, value in values.items():
+        if not math.isfinite(value):
+            raise RejectedMessage(f"{what}: metric {key!r} is {value}")
+
+
+def _check_after(msg: Message, asked_at: float | None, what: str) -> None:
+    """A reply is stamped no earlier than the request it answers (its virtual time only moves forward)."""
+    if asked_at is not None and msg.timestamp < asked_at:
+        raise RejectedMessage(f"{msg.type} from {msg.sender!r} (id {msg.id}) is stamped {msg.timestamp}, before "
+                              f"{what} was sent ({asked_at})")
 
 
 def _weighted_metrics(replies: Any, prefix: str) -> dict[str, float]:

@@ -30,6 +30,7 @@ from fscore.strategy import Strategy
 from fscore.topics import CourseTopics
 from fscore.trainers.base import Trainer
 from fscore.worker import BaseWorker, Outbox
+from fstranslation import TensorLimits
 from fstranslation.adapters import BackendAdapter
 from fstranslation.layout import TensorSpec, layout_differences, layout_problems
 
@@ -54,7 +55,7 @@ def participant_address(index: int) -> str:
 class CourseBuilder:
     def __init__(self, config: CourseConfig) -> None:
         self.config = config
-        self.catalog = MessageCatalog()
+        self.catalog = MessageCatalog(limits=TensorLimits(max_bytes=config.limits.max_tensor_bytes))
         for mt in config.message_types:
             self.catalog.register(mt.name, mt.receiver, json.loads(mt.schema_file.read_text()))
         self.topics = CourseTopics(config.transport.topic_prefix, config.course_id,
@@ -115,7 +116,8 @@ class CourseBuilder:
         c = self.config
         e = c.evaluation
         return CoursePlan(c.participants, c.rounds, c.sample_size, e.every, e.patience, e.min_delta, e.metric,
-                          e.target, e.stop_at_target, c.joining.timeout_s, c.joining.min_participants)
+                          e.target, e.stop_at_target, c.joining.timeout_s, c.joining.min_participants,
+                          c.limits.max_samples_factor)
 
     def strategy(self) -> Strategy:
         c = self.config
@@ -155,7 +157,8 @@ class CourseBuilder:
         worker = Participant(participant_address(index), c.course_id, self.catalog, outbox,
                              trainer=trainer or self.trainer(index), data=self.participant_data(index, alone=alone),
                              profile=profile or self.device_profile(index), pace=sim.pace if alone else 0.0,
-                             incarnation=incarnation, poison=poisoner(c.attack, c.seed, index))
+                             incarnation=incarnation, poison=poisoner(c.attack, c.seed, index),
+                             layout=self.agreed_layout)
         return self._customise(worker)
 
     def participant_data(self, index: int, *, alone: bool = False) -> ClientData:

@@ -21,11 +21,11 @@ from fscore.communicator import Communicator
 from fscore.config import CourseConfig, config_from_dict
 from fscore.driver import pump
 from fscore.errors import TransportError
-from fscore.message import COORDINATOR, COURSE_FINISHED, COURSE_MANIFEST, MessageCatalog
+from fscore.message import COORDINATOR, COORDINATOR_STARTED, COURSE_FINISHED, COURSE_MANIFEST, MessageCatalog
 from fscore.topics import CourseTopics
 from fscore.transport.base import Record, Transport
 from fscore.worker import BaseWorker
-from fstranslation import Header
+from fstranslation import DecodeError, Header
 
 log = structlog.get_logger("fscore.deployment")
 
@@ -55,15 +55,24 @@ def new_incarnation() -> str:
 
 def serve(worker: BaseWorker, communicator: Communicator, *, done: Callable[[], bool], poll_timeout: float,
           stop: StopFlag, tick: Callable[[], None] | None = None) -> int:
-    """Pump ``worker`` until ``done()``; returns an exit code. ``tick`` runs between polls (timers)."""
-    while not done():
-        if stop.stopped:
-            return EXIT_STOPPED
-        pump(worker, communicator, timeout=poll_timeout)
-        if tick is not None:
-            tick()
-            communicator.transport.flush()
-    communicator.transport.flush()
+    """Pump ``worker`` until ``done()``; returns an exit code. ``tick`` runs between polls (timers).
+
+    The transports ride out a broker outage for ``transport.kafka.outage_limit_s`` (producers keep
+    retrying, consumers reconnect); an outage longer than that ends the loop with :data:`EXIT_TRANSPORT`.
+    What was handled but not committed is handled again after a restart.
+    """
+    try:
+        while not done():
+            if stop.stopped:
+                return EXIT_STOPPED
+            pump(worker, communicator, timeout=poll_timeout)
+            if tick is not None:
+                tick()
+                communicator.transport.flush()
+        communicator.transport.flush()
+    except TransportError as exc:
+        log.error("kafka_unreachable", worker=worker.address, error=str(exc))
+        return EXIT_TRANSPORT
     return EXIT_OK
 
 
@@ -90,10 +99,35 @@ class WallAlarm:
         self._reply_due: deque[tuple[int, float]] = deque()  # (dispatch, when its replies are overdue)
         timeout = coordinator.plan.join_timeout_s
         self._join_due = None if timeout is None else (clock() if started is None else started) + timeout
+        self._progress: tuple[Any, ...] = ()
+        self._quiet_since = clock()
+
+    #: how long a course may go without progress before the coordinator says whom it is waiting for
+    WAITING_WARNING_S = 60.0
 
     def __call__(self) -> None:
         self.observe(self.clock())
         self.ring(self.clock())
+        self.warn_if_waiting(self.clock())
+
+    def warn_if_waiting(self, now: float) -> None:
+        """Without a reply deadline one lost update stalls a sync round for good: once a minute without
+        progress, say so and name whom the coordinator is waiting for."""
+        s = self.coordinator.state
+        progress = (s.phase, s.round, len(s.updates), len(s.eval_replies), len(s.participants), s.dispatch)
+        if progress != self._progress:
+            self._progress, self._quiet_since = progress, now
+            return
+        if now - self._quiet_since < self.WAITING_WARNING_S or s.phase == "finished":
+            return
+        self._quiet_since = now
+        joining = s.phase == "joining"
+        training, evaluating = self.coordinator.unanswered(s.dispatch)
+        log.warning("waiting", course=self.coordinator.course, phase=s.phase, round=s.round,
+                    quiet_s=round(self.WAITING_WARNING_S), joined=len(s.participants) if joining else None,
+                    expected=self.coordinator.plan.participants if joining else None,
+                    no_update=training, no_metrics=evaluating,
+                    hint="set strategy.reply_timeout_s to go on without participants that do not answer")
 
     def observe_record(self, record: Record) -> None:
         """Recovery: the coordinator has just handled ``record`` again; what it started then started at the
@@ -144,12 +178,12 @@ def recover(coordinator: BaseWorker, transport: Transport, topics: CourseTopics,
     live, coordinator.outbox = coordinator.outbox, Capture()
     try:
         records = read_topic(transport, topics.coordinator, until={0: committed})
-        count, rejected, undecodable = refeed(coordinator, _observed(records, observe), catalog)
+        intake = refeed(coordinator, _observed(records, observe), catalog)
     finally:
         coordinator.outbox = live
-    log.info("recovered", worker=coordinator.address, records=count, rejected=rejected, undecodable=undecodable,
-             resumes_at=committed)
-    return count
+    log.info("recovered", worker=coordinator.address, records=intake.total(), resumes_at=committed,
+             **intake.as_dict())
+    return intake.total()
 
 
 def _observed(records: Iterable[Record], observe: Callable[[Record], None] | None) -> Iterator[Record]:
@@ -183,44 +217,73 @@ def publish_finished(transport: Transport, topics: CourseTopics, catalog: Messag
     transport.flush()
 
 
-def course_started_at(transport: Transport, topics: CourseTopics) -> float | None:
-    """When the course's first coordinator started: the timestamp of the first manifest on the meta topic."""
+def meta_records(transport: Transport, topics: CourseTopics, catalog: MessageCatalog
+                 ) -> list[tuple[Header, dict[str, Any], Record]]:
+    """The course's meta topic, decoded: its manifests and finish record, in log order.
+
+    Anyone who can write to the topic can put garbage there: what does not decode, or is not the
+    coordinator's record of this course, is skipped with a warning rather than trusted or crashed on.
+    """
     from fscore.replay import read_topic
 
-    records = read_topic(transport, topics.meta)
-    try:
-        first = next(records, None)
-    finally:
-        records.close()
-    if first is None or not first.timestamp:
-        return None
-    return first.timestamp
+    out = []
+    for record in read_topic(transport, topics.meta):
+        try:
+            header, payload = catalog.codec.decode(record.value)
+        except DecodeError as exc:
+            log.warning("meta_record_skipped", topic=record.topic, offset=record.offset, reason=str(exc))
+            continue
+        if header.course != topics.course or header.sender != COORDINATOR or header.type not in _META_TYPES:
+            log.warning("meta_record_skipped", topic=record.topic, offset=record.offset,
+                        reason=f"a {header.type!r} record from {header.sender!r} for course {header.course!r}")
+            continue
+        out.append((header, payload, record))
+    return out
+
+
+_META_TYPES = (COURSE_MANIFEST, COURSE_FINISHED, COORDINATOR_STARTED)
+
+
+def publish_started(transport: Transport, topics: CourseTopics, catalog: MessageCatalog, config: CourseConfig,
+                    incarnation: str) -> None:
+    """Note on the meta topic that ``incarnation`` serves the course: its sends are the coordinator's."""
+    header = Header(f"{COORDINATOR}/{incarnation}/started", config.course_id, COORDINATOR_STARTED, COORDINATOR, (),
+                    0, 0.0)
+    transport.publish(topics.meta, catalog.codec.encode(header, {"incarnation": incarnation,
+                                                                 "config_hash": config.config_hash()}))
+    transport.flush()
+
+
+def coordinator_incarnations(transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> set[str]:
+    """Every incarnation that served the course, from its manifest and start records."""
+    return {payload["incarnation"] for header, payload, _ in meta_records(transport, topics, catalog)
+            if header.type in (COURSE_MANIFEST, COORDINATOR_STARTED)}
+
+
+def first_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCatalog
+                   ) -> tuple[CourseConfig, float] | None:
+    """The course's manifest (written once, by its first coordinator) and when it was written; None before."""
+    for header, payload, record in meta_records(transport, topics, catalog):
+        if header.type == COURSE_MANIFEST:
+            config = config_from_dict(json.loads(payload["config_json"]), source=f"{topics.meta} manifest")
+            return config, record.timestamp
+    return None
 
 
 def course_finished(transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> dict | None:
     """The course's finish record from the meta topic, or None while it runs (the meta topic stays tiny)."""
-    from fscore.replay import read_topic
-
-    for record in read_topic(transport, topics.meta):
-        header, payload = catalog.codec.decode(record.value)
+    for header, payload, _ in meta_records(transport, topics, catalog):
         if header.type == COURSE_FINISHED:
             return payload
     return None
 
 
-def read_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCatalog,
-                  timeout: float = 10.0) -> CourseConfig:
+def read_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> CourseConfig:
     """The config of the course's first coordinator incarnation, from the meta topic."""
-    consumer = transport.consumer([topics.meta], group=f"manifest-reader-{uuid.uuid4().hex[:8]}")
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            for record in consumer.poll(max_records=1, timeout=0.5):
-                _, payload = catalog.codec.decode(record.value)
-                return config_from_dict(json.loads(payload["config_json"]), source=f"{topics.meta} manifest")
-    finally:
-        consumer.close()
-    raise TransportError(f"no course manifest on {topics.meta}: was course {topics.course!r} run with this prefix?")
+    found = first_manifest(transport, topics, catalog)
+    if found is None:
+        raise TransportError(f"no course manifest on {topics.meta}: was course {topics.course!r} run with this prefix?")
+    return found[0]
 
 
 #: Environment variables a container sets instead of writing brokers or secrets into the course file.

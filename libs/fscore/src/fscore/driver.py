@@ -1,8 +1,8 @@
 """The consumer loop every worker runs, standalone or as a service.
 
-Each delivered message is handled, and only then committed: after each polled batch, once what the
-batch's handlers sent is durable. A message the worker rejects goes to the dead-letter topic with the
-reason and the loop carries on (faust's acknowledge-then-commit).
+Each record is decided on (:func:`fscore.intake.take`: handled, a duplicate, not addressed, or
+dead-lettered with the reason) and only then committed: after each polled batch, once what the
+batch's handlers sent is durable (faust's acknowledge-then-commit). No record stops the loop.
 """
 
 from __future__ import annotations
@@ -10,21 +10,21 @@ from __future__ import annotations
 import structlog
 
 from fscore.communicator import Communicator
-from fscore.errors import RejectedMessage
+from fscore.intake import take
 from fscore.worker import BaseWorker
 
 log = structlog.get_logger("fscore.driver")
 
 
 def pump(worker: BaseWorker, communicator: Communicator, *, max_records: int = 500, timeout: float = 0.0) -> int:
-    """Handle what is waiting for ``worker``; returns how many messages it handled or rejected."""
-    handled = 0
-    for delivery in communicator.poll(max_records, timeout):
-        try:
-            worker.handle(delivery.message)
-        except RejectedMessage as exc:
-            communicator.dead_letter(delivery.record, str(exc))
-        communicator.done(delivery.record)
-        handled += 1
+    """Handle what is waiting for ``worker``; returns how many messages reached it (handled or not)."""
+    reached = 0
+    for record in communicator.records(max_records, timeout):
+        decision = take(worker, record, communicator.decode)
+        communicator.intake[decision.outcome] += 1
+        if decision.outcome.dead_letters:
+            communicator.dead_letter(record, decision.reason)
+        communicator.done(record)
+        reached += decision.message is not None
     communicator.commit()
-    return handled
+    return reached

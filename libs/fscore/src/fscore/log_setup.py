@@ -29,11 +29,13 @@ class _TqdmStream:
 
 
 def configure_logging(*, json: bool = False, level: str = "info") -> None:
-    renderer: structlog.types.Processor = (structlog.processors.JSONRenderer() if json
-                                           else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+    # JSON lines carry a crash's traceback as structured frames (``exception``); the console renders it itself.
+    rendering: list[structlog.types.Processor] = (
+        [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()] if json
+        else [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())])
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
-                    structlog.processors.TimeStamper(fmt="iso", utc=True), renderer],
+                    structlog.processors.TimeStamper(fmt="iso", utc=True), *rendering],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr if json else _TqdmStream()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,

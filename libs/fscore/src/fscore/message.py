@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from fstranslation import SchemaStore, WireCodec, default_store
+from fstranslation import DEFAULT_LIMITS, SchemaStore, TensorLimits, WireCodec, default_store
 
 Role = Literal["coordinator", "participant"]
 COORDINATOR = "coordinator"
@@ -31,6 +31,7 @@ REFUSE = "refuse"  # a participant whose model does not fit the agreed layout is
 # Not sent between workers: the coordinator writes these to the course's meta topic.
 COURSE_MANIFEST = "course_manifest"
 COURSE_FINISHED = "course_finished"
+COORDINATOR_STARTED = "coordinator_started"
 
 _BUILTIN_ROLES: dict[str, Role] = {
     JOIN_IN: "coordinator",
@@ -65,9 +66,10 @@ class MessageCatalog:
 
     store: SchemaStore = field(default_factory=default_store)
     roles: dict[str, Role] = field(default_factory=lambda: dict(_BUILTIN_ROLES))
+    limits: TensorLimits = DEFAULT_LIMITS  # what a tensor off the wire may declare (rank, bytes)
 
     def __post_init__(self) -> None:
-        self.codec = WireCodec(self.store)
+        self.codec = WireCodec(self.store, self.limits)
 
     def register(self, type_name: str, receiver_role: Role, schema: dict[str, Any]) -> None:
         """Add a message type with its own payload schema; the envelope is unchanged."""

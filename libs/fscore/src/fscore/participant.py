@@ -21,6 +21,7 @@ import structlog
 
 from fscore.attacks import ModelPoisoning
 from fscore.data.dataset import ClientData
+from fscore.errors import RejectedMessage
 from fscore.events import START, on_message
 from fscore.message import (
     ASSIGN_ID,
@@ -39,6 +40,7 @@ from fscore.message import (
 from fscore.simulation.device import DeviceProfile
 from fscore.trainers.base import Trainer
 from fscore.worker import BaseWorker, Outbox
+from fstranslation.layout import Layout, layout_differences, layout_of
 
 log = structlog.get_logger("fscore.participant")
 
@@ -52,7 +54,8 @@ class Participant(BaseWorker):
 
     def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox, *, trainer: Trainer,
                  data: ClientData, profile: DeviceProfile | None = None, coordinator: str = COORDINATOR,
-                 pace: float = 0.0, incarnation: str = "0", poison: ModelPoisoning | None = None) -> None:
+                 pace: float = 0.0, incarnation: str = "0", poison: ModelPoisoning | None = None,
+                 layout: Layout | None = None) -> None:
         self.trainer = trainer
         self.poison = poison  # a malicious participant (attack simulation): replaces its update before sending
         self.data = data
@@ -64,6 +67,9 @@ class Participant(BaseWorker):
         self.finish_reason = ""
         self.refused = False
         self.rounds_trained = 0
+        #: what a model from the coordinator must look like (the course's agreed layout; by default the
+        #: trainer's own); checked before the trainer sees it
+        self.layout = dict(layout) if layout is not None else layout_of(trainer.get_parameters())
         super().__init__(address, course, catalog, outbox, incarnation)
         if poison is not None:
             log.warning("malicious_participant", participant=address, attack=poison.kind, scale=poison.scale)
@@ -87,10 +93,31 @@ class Participant(BaseWorker):
             "layout": [{"name": k, "shape": list(v.shape), "dtype": str(v.dtype)} for k, v in params.items()]})
 
     def on_assign_id(self, msg: Message) -> None:
+        self._from_coordinator(msg)
         self.participant_id = msg.payload["participant_id"]
 
+    def _from_coordinator(self, msg: Message) -> None:
+        if msg.sender != self.coordinator:
+            raise RejectedMessage(f"{msg.type} from {msg.sender!r} (id {msg.id}): only {self.coordinator!r} "
+                                  "sends these")
+
+    def _received_model(self, msg: Message) -> Mapping[str, np.ndarray]:
+        """The model in ``msg``, once it is known to fit this participant's model: right names, shapes and
+        dtypes, all values finite. Anything else is refused here, never handed to torch or Keras."""
+        self._from_coordinator(msg)
+        tensors = msg.payload["tensors"]
+        problems = layout_differences(layout_of(tensors), self.layout)
+        if problems:
+            raise RejectedMessage(f"{msg.type} of round {msg.round} (id {msg.id}) does not fit {self.address}'s "
+                                  "model: " + "; ".join(problems))
+        for name, t in tensors.items():
+            if t.dtype.kind == "f" and not np.isfinite(t).all():
+                raise RejectedMessage(f"{msg.type} of round {msg.round} (id {msg.id}): tensor `{name}` has "
+                                      "non-finite values")
+        return tensors
+
     def train_and_report(self, msg: Message) -> None:
-        received = msg.payload["tensors"]
+        received = self._received_model(msg)
         self.trainer.set_parameters(received)
         self.trainer.start_round(msg.round)
         result = self.trainer.train(self.data.train)
@@ -108,7 +135,7 @@ class Participant(BaseWorker):
             "train_metrics": {k: float(v) for k, v in result.metrics.items()}, "tensors": params}, timestamp=done)
 
     def evaluate_and_report(self, msg: Message) -> None:
-        received = msg.payload["tensors"]
+        received = self._received_model(msg)
         self.trainer.set_parameters(received)
         result = self.trainer.evaluate(self.data.test)
         done = (msg.timestamp + self.profile.transfer_time(_nbytes(received))
@@ -118,12 +145,13 @@ class Participant(BaseWorker):
             "values": {k: float(v) for k, v in result.metrics.items()}}, timestamp=done)
 
     def on_finish(self, msg: Message) -> None:
-        self.trainer.set_parameters(msg.payload["tensors"])
+        self.trainer.set_parameters(self._received_model(msg))
         self.finished = True
         self.finish_reason = msg.payload["reason"]
 
     def on_refuse(self, msg: Message) -> None:
         """The coordinator turned this participant away: its model does not fit the agreed layout."""
+        self._from_coordinator(msg)
         self.finished = True
         self.refused = True
         self.finish_reason = msg.payload["reason"]

@@ -22,9 +22,10 @@ import structlog
 
 from fscore.coordinator import Evaluation
 from fscore.course import CourseBuilder
-from fscore.deployment import read_manifest
-from fscore.errors import RejectedMessage, TransportError
-from fscore.message import EVALUATE, FINISH, MODEL_PARAMETERS, Message, MessageCatalog
+from fscore.deployment import coordinator_incarnations, read_manifest
+from fscore.errors import TransportError
+from fscore.intake import IntakeCounts, Outcome, RecordDecoder, take
+from fscore.message import COORDINATOR, EVALUATE, FINISH, MODEL_PARAMETERS, Message, MessageCatalog
 from fscore.results import RunWriter, course_statistics, evaluation_row
 from fscore.topics import CourseTopics
 from fscore.transport.base import Record, Transport
@@ -65,9 +66,11 @@ class ReplayReport:
     inbox_records: int = 0
     rejected: int = 0
     undecodable: int = 0
+    intake: dict[str, int] = field(default_factory=dict)  # every inbox record's outcome (fscore.intake)
     checked: int = 0
     mismatches: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)  # identical models sent again by a restarted coordinator
+    ignored: list[str] = field(default_factory=list)  # records on the model topics the coordinator did not send
     history: list[dict[str, Any]] = field(default_factory=list)
     final_sha256: str = ""
 
@@ -110,19 +113,37 @@ def read_topic(transport: Transport, topic: str, *, timeout: float = 120.0,
 
 
 def recorded_models(transport: Transport, topics: CourseTopics, catalog: MessageCatalog,
-                    problems: list[str]) -> list[RecordedModel]:
+                    problems: list[str], incarnations: set[str] | None = None,
+                    ignored: list[str] | None = None) -> list[RecordedModel]:
     """The models the live coordinator sent, as found on the broadcast and direct topics.
 
-    A record there that does not decode cannot be verified: it is reported in ``problems``.
+    Only the coordinator's own records count: sender ``coordinator``, this course, an id of one of
+    its ``incarnations`` (None: any). Anything else on those topics (garbage, records of another course
+    or sender, copies of a record with an id already seen) is not the coordinator's send; it goes to
+    ``ignored``. A record of the coordinator's that does not decode is reported in ``problems``.
     """
-    out = []
+    out, seen = [], set()
     for topic in (topics.broadcast, topics.direct):
         for record in read_topic(transport, topic):
             where = f"{record.topic}/{record.partition}/{record.offset}"
             try:
                 header, writer, bio, start = catalog.codec.decode_header(record.value)
-                if header.type not in MODEL_TYPES:
-                    continue
+            except DecodeError as exc:
+                _note(ignored, f"record {where} is not an fscope record ({exc})")
+                continue
+            if header.type not in MODEL_TYPES:
+                continue
+            incarnation = header.id.split("/")[1] if header.id.count("/") == 2 else None
+            if (header.sender != COORDINATOR or header.course != topics.course
+                    or (incarnations is not None and incarnation not in incarnations)):
+                _note(ignored, f"record {where}: a {header.type} from {header.sender!r} (id {header.id}, course "
+                               f"{header.course!r}) that no incarnation of this course's coordinator sent")
+                continue
+            if header.id in seen:
+                _note(ignored, f"record {where}: a copy of {header.id}, already read")
+                continue
+            seen.add(header.id)
+            try:
                 payload = catalog.codec.decode_body(writer, bio, start, record.value)
             except DecodeError as exc:
                 problems.append(f"record {where} cannot be decoded: {exc}")
@@ -132,26 +153,22 @@ def recorded_models(transport: Transport, topics: CourseTopics, catalog: Message
     return out
 
 
-def refeed(coordinator: BaseWorker, records: Iterable[Record], catalog: MessageCatalog) -> tuple[int, int, int]:
-    """Hand ``records`` to ``coordinator`` in order, as the live loop did; returns (records, rejected, undecodable).
+def _note(ignored: list[str] | None, what: str) -> None:
+    if ignored is not None:
+        ignored.append(what)
 
-    What the live coordinator dead-lettered fails here the same way, and is skipped the same way.
+
+def refeed(coordinator: BaseWorker, records: Iterable[Record], catalog: MessageCatalog) -> IntakeCounts:
+    """Hand ``records`` to ``coordinator`` in order, deciding on each exactly as the live loop did.
+
+    Both call :func:`fscore.intake.take`, so what the live coordinator handled, skipped or
+    dead-lettered is handled, skipped or refused the same way here. Returns the outcome counts.
     """
-    count = rejected = undecodable = 0
+    counts = IntakeCounts()
+    decode = RecordDecoder(catalog.codec, coordinator.address)
     for record in records:
-        count += 1
-        try:
-            header, payload = catalog.codec.decode(record.value)
-        except DecodeError:
-            undecodable += 1
-            continue
-        message = Message(header.type, header.receivers, header.round, payload, sender=header.sender,
-                          timestamp=header.timestamp, id=header.id, course=header.course)
-        try:
-            coordinator.handle(message)
-        except RejectedMessage:
-            rejected += 1
-    return count, rejected, undecodable
+        counts[take(coordinator, record, decode).outcome] += 1
+    return counts
 
 
 def replay_course(transport: Transport, course: str, *, topic_prefix: str = "fscope",
@@ -170,16 +187,21 @@ def replay_course(transport: Transport, course: str, *, topic_prefix: str = "fsc
     capture = Capture()
     coordinator = builder.coordinator(capture, evaluator=builder.numpy_evaluator(), on_evaluation=on_evaluation,
                                       on_aggregation=writer.aggregation, incarnation="replay")
-    report.inbox_records, report.rejected, report.undecodable = refeed(
-        coordinator, read_topic(transport, topics.coordinator), catalog)
+    intake = refeed(coordinator, read_topic(transport, topics.coordinator), builder.catalog)
+    report.inbox_records, report.intake = intake.total(), intake.as_dict()
+    report.rejected = intake[Outcome.REJECTED] + intake[Outcome.POISON]
+    report.undecodable = intake[Outcome.UNDECODABLE]
     replayed = [RecordedModel(m.type, m.round, tensors_sha256(catalog, m.payload["tensors"]), "replay", m.receivers)
                 for m in capture.sent if m.type in MODEL_TYPES]
-    _compare(report, replayed, recorded_models(transport, topics, catalog, report.mismatches))
+    recorded = recorded_models(transport, topics, builder.catalog, report.mismatches,
+                               coordinator_incarnations(transport, topics, builder.catalog), report.ignored)
+    _compare(report, replayed, recorded)
     report.final_sha256 = tensors_sha256(catalog, coordinator.params)
     writer.summary({"course_id": course, "replayed": True, "strategy": config.strategy.name,
                     "participants": config.participants, "inbox_records": report.inbox_records,
-                    "rejected": report.rejected, "undecodable": report.undecodable, "checked": report.checked,
-                    "mismatches": report.mismatches, "model_sha256": report.final_sha256,
+                    "rejected": report.rejected, "undecodable": report.undecodable, "intake": report.intake,
+                    "checked": report.checked, "mismatches": report.mismatches, "ignored": len(report.ignored),
+                    "model_sha256": report.final_sha256,
                     "final_metrics": report.history[-1] if report.history else {},
                     **course_statistics(coordinator)})
     return report

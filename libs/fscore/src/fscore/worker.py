@@ -7,6 +7,7 @@ every message to each condition that now holds. Which handler runs for which eve
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -76,8 +77,11 @@ class BaseWorker:
     def handle(self, message: Message) -> bool:
         """Handle one message and then every condition it makes true. Returns False for a duplicate.
 
-        Handlers are idempotent by message id: a message delivered twice changes nothing.
-        Raises :class:`RejectedMessage` when no handler takes the message type.
+        Handlers are idempotent by message id: a message delivered twice changes nothing. Raises
+        :class:`RejectedMessage` when no handler takes the message type, when the envelope names
+        another course or a time that is not finite, or when the handler refuses the message. A
+        message that is not handled leaves no trace: its id is not remembered (a forged copy cannot
+        pre-empt the real one) and the worker's clock does not move.
         """
         if message.id in self._seen:
             log.debug("duplicate_ignored", worker=self.address, msg_id=message.id)
@@ -86,9 +90,20 @@ class BaseWorker:
         if entry is None:
             raise RejectedMessage(f"{self.address} ({self.role}) has no handler for message type "
                                   f"{message.type!r} (from {message.sender!r}, id {message.id})")
-        self._seen.add(message.id)
+        if message.course != self.course:
+            raise RejectedMessage(f"{message.type} from {message.sender!r} (id {message.id}) is for course "
+                                  f"{message.course!r}, not {self.course!r}")
+        if not math.isfinite(message.timestamp):
+            raise RejectedMessage(f"{message.type} from {message.sender!r} (id {message.id}) has timestamp "
+                                  f"{message.timestamp}, which is not a finite time")
+        clock = self.now
         self.now = max(self.now, message.timestamp)
-        self._run(entry, message)
+        try:
+            self._run(entry, message)
+        except BaseException:
+            self.now = clock
+            raise
+        self._seen.add(message.id)
         self.settle()
         return True
 

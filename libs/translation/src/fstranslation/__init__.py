@@ -16,9 +16,11 @@ from fstranslation.errors import (
     WireError,
 )
 from fstranslation.schema_store import PayloadSchema, SchemaStore, default_store, load_schema_file, schema_fingerprint
+from fstranslation.tensors import DEFAULT_LIMITS, TensorLimits, spec_problem
 
 __all__ = [
-    "MAGIC", "DecodeError", "EncodeError", "Header", "LayoutError", "PayloadSchema", "SchemaError", "SchemaStore",
-    "TensorError", "UnknownSchemaError", "WireCodec", "WireError", "default_store", "load_schema_file",
-    "schema_fingerprint",
+    "DEFAULT_LIMITS", "MAGIC", "DecodeError", "EncodeError", "Header", "LayoutError", "PayloadSchema", "SchemaError",
+    "SchemaStore",
+    "TensorError", "TensorLimits", "UnknownSchemaError", "WireCodec", "WireError", "default_store", "load_schema_file",
+    "schema_fingerprint", "spec_problem",
 ]

@@ -23,7 +23,7 @@ from fastavro.schema import expand_schema
 
 from fstranslation.errors import DecodeError, EncodeError, WireError
 from fstranslation.schema_store import PayloadSchema, SchemaStore, default_store, load_schema_file, schema_fingerprint
-from fstranslation.tensors import avro_long, tensor_parts, tensors_from_records
+from fstranslation.tensors import DEFAULT_LIMITS, TensorLimits, avro_long, tensor_parts, tensors_from_records
 
 MAGIC = b"\xc3\x01"
 _HEADER_LEN = 10  # magic + fingerprint
@@ -52,8 +52,9 @@ def _envelope_schemas() -> tuple[Any, Any, bytes]:
 class WireCodec:
     """Encodes and decodes fscope messages against a :class:`SchemaStore`."""
 
-    def __init__(self, store: SchemaStore | None = None) -> None:
+    def __init__(self, store: SchemaStore | None = None, limits: TensorLimits = DEFAULT_LIMITS) -> None:
         self.store = store or default_store()
+        self.limits = limits
         self.envelope_schema, self._header_schema, self.envelope_fingerprint = _envelope_schemas()
         self._magic_and_fp = MAGIC + self.envelope_fingerprint
 
@@ -163,7 +164,8 @@ class WireCodec:
                               raw=data, schema=writer.full_name)
         if reader.tensor_field is not None:
             try:
-                rec[reader.tensor_field] = tensors_from_records(rec[reader.tensor_field], where=where)
+                rec[reader.tensor_field] = tensors_from_records(rec[reader.tensor_field], where=where,
+                                                                 limits=self.limits)
             except DecodeError as exc:
                 exc.raw = data
                 raise

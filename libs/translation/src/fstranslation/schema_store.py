@@ -33,6 +33,7 @@ BUILTIN_PAYLOADS: dict[str, str | tuple[str, ...]] = {
     "refuse": "refuse.avsc",
     "course_manifest": "course_manifest.avsc",
     "course_finished": "course_finished.avsc",
+    "coordinator_started": "coordinator_started.avsc",
 }
 
 

@@ -9,7 +9,8 @@ over the decoded bytes: no further copy.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,41 @@ WIRE_DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8",
 #: the little-endian numpy dtype of each wire dtype name, and back
 _NP_DTYPES = {name: np.dtype(name).newbyteorder("<") for name in WIRE_DTYPES}
 _WIRE_NAMES = {dt: name for name, dt in _NP_DTYPES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class TensorLimits:
+    """Bounds on what a tensor record may declare, checked before anything is allocated.
+
+    Bytes off the wire are untrusted: a record may declare 70 dimensions or a shape of
+    [0, 2**40, 2**40] with no data, and numpy refuses those with a ValueError rather than a
+    :class:`TensorError`. Everything is checked here first, so a bad record is a decode error
+    (dead-lettered, committed past) and never a crash.
+    """
+
+    max_rank: int = 8
+    #: the largest tensor a record may carry, in bytes (and so in elements); 2 GiB by default
+    max_bytes: int = 2**31
+
+
+DEFAULT_LIMITS = TensorLimits()
+
+
+def spec_problem(name: str, dtype: str, shape: Sequence[int], limits: TensorLimits = DEFAULT_LIMITS) -> str | None:
+    """What is wrong with a declared tensor (a wire tensor or a layout entry), or None; allocates nothing."""
+    np_dtype = _NP_DTYPES.get(dtype)
+    if np_dtype is None:
+        return f"tensor {name!r} has dtype {dtype!r}, which is not a wire dtype ({', '.join(sorted(WIRE_DTYPES))})"
+    if len(shape) > limits.max_rank:
+        return f"tensor {name!r} has {len(shape)} dimensions; at most {limits.max_rank} are allowed"
+    if any(d < 0 for d in shape):
+        return f"tensor {name!r} has a negative dimension in shape {tuple(shape)}"
+    # Zero dimensions hide the others from the element count, so bound the product of all of them.
+    span = math.prod(max(d, 1) for d in shape)
+    if span * np_dtype.itemsize > limits.max_bytes:
+        return (f"tensor {name!r} of dtype {dtype} and shape {tuple(shape)} would need {span * np_dtype.itemsize} "
+                f"bytes; the limit is {limits.max_bytes}")
+    return None
 
 
 def avro_long(value: int) -> bytes:
@@ -80,18 +116,17 @@ def tensor_records(tensors: Mapping[str, Any]) -> list[dict[str, Any]]:
     return records
 
 
-def tensors_from_records(records: list[dict[str, Any]], *, where: str) -> dict[str, np.ndarray]:
-    """Numpy views over decoded tensor records; checks that dtype, shape and byte count agree."""
+def tensors_from_records(records: list[dict[str, Any]], *, where: str,
+                         limits: TensorLimits = DEFAULT_LIMITS) -> dict[str, np.ndarray]:
+    """Numpy views over decoded tensor records; checks dtype, rank, size and byte count before any allocation."""
     out: dict[str, np.ndarray] = {}
     for rec in records:
         name, dtype, shape, data = rec["name"], rec["dtype"], rec["shape"], rec["data"]
-        np_dtype = _NP_DTYPES.get(dtype)
-        if np_dtype is None:
-            raise TensorError(f"{where}: tensor {name!r} has dtype {dtype!r}, which is not a wire dtype",
-                              schema="fscope.wire.Tensor", field="dtype")
-        if any(d < 0 for d in shape):
-            raise TensorError(f"{where}: tensor {name!r} has a negative dimension in shape {tuple(shape)}",
-                              schema="fscope.wire.Tensor", field="shape")
+        problem = spec_problem(name, dtype, shape, limits)
+        if problem is not None:
+            raise TensorError(f"{where}: {problem}", schema="fscope.wire.Tensor",
+                              field="dtype" if dtype not in _NP_DTYPES else "shape")
+        np_dtype = _NP_DTYPES[dtype]
         expected = math.prod(shape) * np_dtype.itemsize
         if len(data) != expected:
             raise TensorError(f"{where}: tensor {name!r} of dtype {dtype} and shape {tuple(shape)} needs "

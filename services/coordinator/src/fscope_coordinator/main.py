@@ -33,11 +33,11 @@ from fscore.deployment import (
     WallAlarm,
     connect,
     course_finished,
-    course_started_at,
+    first_manifest,
     new_incarnation,
     publish_finished,
     publish_manifest,
-    read_manifest,
+    publish_started,
     recover,
     same_course,
     serve,
@@ -64,13 +64,26 @@ def run(config: CourseConfig, output: Path | None) -> int:
     topics, catalog = builder.topics, builder.catalog
     try:
         transport = connect(config, topics)
+        # One course, one coordinator: a second one is refused before it sends anything (docs/architecture.md).
+        lease = transport.lease(f"{topics.meta}.coordinator-lease", topics.meta)
+        wait = 2 * config.transport.kafka.lease_session_timeout_s + 5
+        if not lease.acquire(wait):
+            log.error("another_coordinator", course=config.course_id, waited_s=wait,
+                      error="another coordinator serves this course (its lease has a live holder); stop it first")
+            lease.close()
+            return EXIT_CONFIG
         restarted = transport.committed(COORDINATOR, topics.coordinator, 0) > 0
-        if not restarted:
+        # The manifest is written once, by the course's first coordinator; every later one must match it,
+        # whether or not its predecessor committed anything.
+        manifest = first_manifest(transport, topics, catalog)
+        if manifest is None:
             publish_manifest(transport, topics, catalog, config, incarnation)
-        elif not same_course(read_manifest(transport, topics, catalog), config):
+        elif not same_course(manifest[0], config):
             log.error("config_differs", course=config.course_id,
                       error="this course already ran with another config (see its manifest on the meta topic)")
+            lease.close()
             return EXIT_CONFIG
+        publish_started(transport, topics, catalog, config, incarnation)
     except TransportError as exc:
         log.error("kafka_unreachable", error=str(exc))
         return EXIT_TRANSPORT
@@ -82,22 +95,29 @@ def run(config: CourseConfig, output: Path | None) -> int:
 
     coordinator = builder.coordinator(communicator, evaluator=builder.numpy_evaluator(), on_evaluation=on_evaluation,
                                       on_aggregation=writer.aggregation, clock="wall", incarnation=incarnation)
-    alarm = WallAlarm(coordinator, started=course_started_at(transport, topics) if restarted else None)
+    started_at = manifest[1] if manifest is not None and manifest[1] else None  # the join deadline counts from it
+    alarm = WallAlarm(coordinator, started=started_at)
     # a restart picks up where the last incarnation committed, its countdowns where they were
-    recover(coordinator, transport, topics, catalog, observe=alarm.observe_record)
+    recovered = recover(coordinator, transport, topics, catalog, observe=alarm.observe_record)
     if not restarted:
         coordinator.start()
     communicator.subscribe(COORDINATOR)
     coordinator.log_handlers()
     log.info("serving", course=config.course_id, bootstrap=config.transport.kafka.bootstrap_servers,
              participants=config.participants)
+    def tick() -> None:
+        alarm()
+        lease.held()  # keeps the membership alive (the broker counts a member that stops polling as gone)
+
     code = serve(coordinator, communicator, done=lambda: coordinator.finished,
-                 poll_timeout=config.transport.kafka.poll_timeout_s, stop=StopFlag(), tick=alarm)
+                 poll_timeout=config.transport.kafka.poll_timeout_s, stop=StopFlag(), tick=tick)
     summary = course_summary(config, coordinator, builder.catalog.codec, started)
     if coordinator.finished and course_finished(transport, topics, catalog) is None:
         publish_finished(transport, topics, catalog, config.course_id, coordinator.state.finish_reason,
                          coordinator.state.round, summary["model_sha256"])
-    writer.summary({**summary, "dead_lettered": communicator.dead_lettered, "exit_code": code})
+    writer.summary({**summary, "dead_lettered": communicator.dead_lettered, "intake": communicator.intake.as_dict(),
+                    "recovered_records": recovered, "exit_code": code})
+    lease.close()
     transport.close()
     log.info("exiting", course=config.course_id, code=code, finished=coordinator.finished)
     return code
@@ -122,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     try:
         return run(config, args.output)
+    except TransportError as exc:  # the broker went away for longer than transport.kafka.outage_limit_s
+        log.error("kafka_unreachable", error=str(exc))
+        return EXIT_TRANSPORT
     except Exception:  # a bug, not bad input (that is dead-lettered): log it as JSON and exit non-zero
         log.exception("crashed")
         return EXIT_ERROR

@@ -79,7 +79,8 @@ def run(config: CourseConfig, index: int) -> int:
     transport.close()
     if participant.refused:  # its model does not fit the course's agreed layout (the reason is logged)
         code = EXIT_CONFIG
-    log.info("exiting", participant=address, code=code, rounds_trained=participant.rounds_trained)
+    log.info("exiting", participant=address, code=code, rounds_trained=participant.rounds_trained,
+             dead_lettered=communicator.dead_lettered, intake=communicator.intake.as_dict())
     return code
 
 
@@ -108,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     try:
         return run(config, index)
+    except TransportError as exc:  # the broker went away for longer than transport.kafka.outage_limit_s
+        log.error("kafka_unreachable", error=str(exc))
+        return EXIT_TRANSPORT
     except Exception:  # a bug, not bad input (that is dead-lettered): log it as JSON and exit non-zero
         log.exception("crashed")
         return EXIT_ERROR

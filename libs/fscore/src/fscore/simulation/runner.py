@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from fscore.communicator import Communicator, DecodeCache
+from fscore.communicator import Communicator
 from fscore.config import CourseConfig
 from fscore.coordinator import Coordinator, Evaluation
 from fscore.course import CourseBuilder, participant_address
@@ -22,6 +22,7 @@ from fscore.deployment import publish_finished, publish_manifest
 from fscore.driver import pump
 from fscore.errors import CourseStalled
 from fscore.flowgraph import check_course
+from fscore.intake import DecodeCache, IntakeCounts
 from fscore.message import COORDINATOR, PARTICIPANT, Message
 from fscore.participant import Participant
 from fscore.results import SUMMARY_LOG_KEYS, RunWriter, course_summary
@@ -93,6 +94,7 @@ def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, prog
     summary = {
         **course_summary(config, coordinator, builder.catalog.codec, started),
         "dead_lettered": coord_comm.dead_lettered + sum(c.dead_lettered for _, c in participants.values()),
+        "intake": IntakeCounts.total_of([coord_comm.intake, *(c.intake for _, c in participants.values())]),
         "records": {t: embedded.end_offset(t) for t in (topics.coordinator, topics.broadcast)},
     }
     publish_finished(embedded, topics, builder.catalog, config.course_id, summary["finish_reason"], summary["rounds"],

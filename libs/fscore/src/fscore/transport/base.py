@@ -61,6 +61,27 @@ class Consumer(ABC):
         """Release resources; the default has none."""
 
 
+class Lease(ABC):
+    """Exclusive, liveness-tracked membership: at most one live holder per name (a course's coordinator).
+
+    On Kafka it is a consumer group with one partition and a sticky assignor: the broker tracks its members'
+    heartbeats, a live holder keeps the partition when another member joins, and a dead one loses it after
+    the session timeout. So a second coordinator is refused while the first lives, and a restart after a
+    crash takes over once the dead incarnation's session has expired.
+    """
+
+    @abstractmethod
+    def acquire(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds to hold the lease; False if another live member holds it."""
+
+    @abstractmethod
+    def held(self) -> bool:
+        """Whether this member holds it now; call between polls, it also keeps the membership alive."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Leave at once, so a successor need not wait for the session to expire."""
+
+
 class Transport(ABC):
     @abstractmethod
     def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
@@ -86,6 +107,10 @@ class Transport(ABC):
     @abstractmethod
     def committed(self, group: str, topic: str, partition: int) -> int:
         """The offset ``group`` resumes ``topic``/``partition`` from: 0 when it never committed."""
+
+    def lease(self, group: str, topic: str) -> Lease:
+        """The lease ``group`` over the one-partition ``topic``; transports without liveness tracking have none."""
+        raise NotImplementedError(f"{type(self).__name__} has no leases")
 
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Block until published records are durable; the embedded log always is."""

@@ -15,7 +15,7 @@ import structlog
 
 from fscore.config import KafkaConfig
 from fscore.errors import TransportError
-from fscore.transport.base import Consumer, Record, TopicSpec, Transport, partition_for
+from fscore.transport.base import Consumer, Lease, Record, TopicSpec, Transport, partition_for
 from fscore.transport.chunking import ChunkError, Reassembler, split
 
 log = structlog.get_logger("fscore.transport.kafka")
@@ -34,6 +34,10 @@ class RawConsumer(ABC):
 
 class KafkaClient(ABC):
     """The few operations fscope needs from a Kafka client library."""
+
+    @abstractmethod
+    def probe(self, timeout: float) -> None:
+        """Raise :class:`TransportError` unless the cluster answers a metadata request within ``timeout``."""
 
     @abstractmethod
     def produce(self, topic: str, partition: int, value: bytes | memoryview, key: bytes | None,
@@ -62,7 +66,33 @@ class KafkaClient(ABC):
     def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer: ...
 
     @abstractmethod
+    def lease(self, group: str, topic: str) -> Lease: ...
+
+    @abstractmethod
     def close(self) -> None: ...
+
+
+class GroupLease(Lease):
+    """:class:`Lease` over a consumer group; the client supplies ``poll`` (serves the group protocol) and
+    ``assigned`` (whether this member has the partition)."""
+
+    def acquire(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.held():
+                return True
+            time.sleep(0.1)
+        return self.held()
+
+    def held(self) -> bool:
+        self.poll()
+        return self.assigned()
+
+    @abstractmethod
+    def poll(self) -> None: ...
+
+    @abstractmethod
+    def assigned(self) -> bool: ...
 
 
 class KafkaTransport(Transport):
@@ -116,6 +146,9 @@ class KafkaTransport(Transport):
             assignment.extend((topic, p) for p in chosen)
         return KafkaConsumer(self.client.raw_consumer(group, assignment), key, {t: self._partitions[t] for t in topics})
 
+    def lease(self, group: str, topic: str) -> Lease:
+        return self.client.lease(group, topic)
+
     def close(self) -> None:
         self.client.close()
 
@@ -154,19 +187,23 @@ class KafkaConsumer(Consumer):
 
 
 def make_kafka_transport(config: KafkaConfig) -> KafkaTransport:
-    """The configured client: confluent-kafka by default, kafka-python on request."""
+    """The configured client (confluent-kafka by default, kafka-python on request), once the cluster answers."""
     try:
         if config.client == "confluent":
             from fscore.transport.kafka_confluent import ConfluentClient
 
-            return KafkaTransport(ConfluentClient(config), config)
-        from fscore.transport.kafka_python import KafkaPythonClient
+            client: KafkaClient = ConfluentClient(config)
+        else:
+            from fscore.transport.kafka_python import KafkaPythonClient
 
-        return KafkaTransport(KafkaPythonClient(config), config)
+            client = KafkaPythonClient(config)
+        client.probe(config.connect_timeout_s)  # an unreachable broker is told in seconds, as such
+        return KafkaTransport(client, config)
     except TransportError:
         raise
     except ImportError as exc:
         raise TransportError(f"the {config.client} client is not installed ({exc}); "
                              "install fscope-core[kafka]") from exc
     except Exception as exc:  # client libraries raise their own types at construction
-        raise TransportError(f"cannot connect the {config.client} client to {config.bootstrap_servers}: {exc}") from exc
+        raise TransportError(f"Kafka broker unreachable at {config.bootstrap_servers} ({config.client} client: "
+                             f"{type(exc).__name__}: {exc})") from exc

@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from fscore.config import KafkaConfig
 from fscore.errors import TransportError
 from fscore.transport.base import Record, TopicSpec
-from fscore.transport.kafka_common import KafkaClient, RawConsumer
+from fscore.transport.kafka_common import GroupLease, KafkaClient, RawConsumer
 
 log = structlog.get_logger("fscore.transport.confluent")
 T = TypeVar("T")
@@ -21,7 +21,8 @@ T = TypeVar("T")
 _TRANSIENT = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
                         KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.NOT_COORDINATOR,
                         KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
-                        KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT, KafkaError._TRANSPORT})
+                        KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT, KafkaError._TRANSPORT,
+                        KafkaError._ALL_BROKERS_DOWN, KafkaError._WAIT_COORD, KafkaError._RESOLVE})
 
 # Consumer errors that retrying cannot cure; every other error event is transient and librdkafka recovers from it.
 _PERMANENT = frozenset({
@@ -51,11 +52,22 @@ def confluent_settings(config: KafkaConfig) -> dict[str, Any]:
 class ConfluentClient(KafkaClient):
     def __init__(self, config: KafkaConfig) -> None:
         self._base = confluent_settings(config)
+        self._outage = config.outage_limit_s
+        self._session_timeout = config.lease_session_timeout_s
         self._errors: list[str] = []
         # librdkafka's producer is not idempotent by default; fscope relies on it (no duplicates, order kept).
+        # A record is retried for as long as a service rides out a broker outage, and no longer.
         self._producer = Producer({**self._base, "enable.idempotence": True, "acks": "all", "linger.ms": 2,
-                                   "message.max.bytes": max(config.max_record_bytes + 64_000, 1_000_000)})
+                                   "message.max.bytes": max(config.max_record_bytes + 64_000, 1_000_000),
+                                   "message.timeout.ms": int(self._outage * 1000)})
         self._admin = AdminClient(self._base)
+
+    def probe(self, timeout: float) -> None:
+        try:
+            self._admin.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise TransportError(f"Kafka broker unreachable at {self._base['bootstrap.servers']}: no cluster "
+                                 f"metadata within {timeout:g} s ({exc.args[0]})") from exc
 
     def _delivered(self, err: KafkaError | None, msg: Any) -> None:
         if err is not None:
@@ -73,9 +85,10 @@ class ConfluentClient(KafkaClient):
         self._producer.poll(0)
 
     def flush(self) -> None:
-        remaining = self._producer.flush(60)
+        remaining = self._producer.flush(self._outage + 5)
         if remaining:
-            raise TransportError(f"{remaining} records not delivered within 60 s")
+            raise TransportError(f"{remaining} records not delivered within {self._outage:g} s "
+                                 "(transport.kafka.outage_limit_s): is the broker down?")
         if self._errors:
             errors, self._errors = self._errors, []
             raise TransportError(f"delivery failed: {'; '.join(errors)}")
@@ -100,7 +113,8 @@ class ConfluentClient(KafkaClient):
         probe = Consumer({**self._base, "group.id": "fscope-watermarks", "enable.auto.commit": False})
         try:
             return _retrying(lambda: {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                                      for p in range(partitions)}, f"reading the end offsets of {topic!r}")
+                                      for p in range(partitions)}, f"reading the end offsets of {topic!r}",
+                             self._outage)
         finally:
             probe.close()
 
@@ -108,7 +122,7 @@ class ConfluentClient(KafkaClient):
         probe = Consumer({**self._base, "group.id": group, "enable.auto.commit": False})
         try:
             offset = _retrying(lambda: probe.committed([TopicPartition(topic, partition)], timeout=10)[0].offset,
-                               f"reading {group!r}'s committed offset on {topic!r}")
+                               f"reading {group!r}'s committed offset on {topic!r}", self._outage)
         finally:
             probe.close()
         return max(offset, 0)  # librdkafka says OFFSET_INVALID (-1001) when there is none
@@ -122,7 +136,10 @@ class ConfluentClient(KafkaClient):
                 and all(p.leader >= 0 and p.error is None for p in meta.partitions.values()))
 
     def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer:
-        return _ConfluentConsumer(self._base, group, assignment)
+        return _ConfluentConsumer(self._base, group, assignment, self._outage)
+
+    def lease(self, group: str, topic: str) -> GroupLease:
+        return _ConfluentLease(self._base, group, topic, self._session_timeout)
 
     def close(self) -> None:
         self._producer.flush(30)
@@ -135,6 +152,7 @@ def _retrying(call: Callable[[], T], what: str, seconds: float = 60.0) -> T:
     COORDINATOR_LOAD_IN_PROGRESS), and a topic created a moment ago may not have a leader yet.
     """
     deadline = time.monotonic() + seconds
+    pause = 0.2
     while True:
         try:
             return call()
@@ -143,12 +161,14 @@ def _retrying(call: Callable[[], T], what: str, seconds: float = 60.0) -> T:
             transient = not err.fatal() and (err.retriable() or err.code() in _TRANSIENT)
             if not transient or time.monotonic() > deadline:
                 raise TransportError(f"{what} failed: {err}") from exc
-            log.info("kafka_transient_error_retrying", operation=what, error=str(err))
-            time.sleep(0.2)
+            log.info("kafka_transient_error_retrying", operation=what, error=str(err), retry_in_s=pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)  # a broker outage is ridden out without flooding the log
 
 
 class _ConfluentConsumer(RawConsumer):
-    def __init__(self, base: dict[str, Any], group: str, assignment: list[tuple[str, int]]) -> None:
+    def __init__(self, base: dict[str, Any], group: str, assignment: list[tuple[str, int]], outage: float) -> None:
+        self._outage = outage
         self._consumer = Consumer({**base, "group.id": group, "enable.auto.commit": False,
                                    "auto.offset.reset": "earliest", "enable.partition.eof": False})
         # Manual assignment: no group rebalances; the committed offsets of `group` are where reading resumes.
@@ -162,7 +182,7 @@ class _ConfluentConsumer(RawConsumer):
                 if err.fatal() or err.code() in _PERMANENT:
                     raise TransportError(f"consume failed: {err}")
                 # Transient (coordinator moving or still loading, a broker restarting): librdkafka retries itself.
-                log.warning("kafka consumer transient error", error=str(err))
+                log.warning("kafka_consumer_transient_error", error=str(err))
                 continue
             kind, millis = msg.timestamp()
             out.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value() or b"",
@@ -172,7 +192,27 @@ class _ConfluentConsumer(RawConsumer):
 
     def commit(self, topic: str, partition: int, next_offset: int) -> None:
         _retrying(lambda: self._consumer.commit(offsets=[TopicPartition(topic, partition, next_offset)],
-                                                asynchronous=False), f"committing {topic}[{partition}]@{next_offset}")
+                                                asynchronous=False), f"committing {topic}[{partition}]@{next_offset}",
+                  self._outage)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class _ConfluentLease(GroupLease):
+    def __init__(self, base: dict[str, Any], group: str, topic: str, session_timeout_s: float) -> None:
+        # cooperative-sticky: a member that holds the partition keeps it when another joins
+        self._consumer = Consumer({**base, "group.id": group, "enable.auto.commit": False,
+                                   "partition.assignment.strategy": "cooperative-sticky",
+                                   "session.timeout.ms": int(session_timeout_s * 1000), "heartbeat.interval.ms": 500,
+                                   "auto.offset.reset": "latest", "enable.partition.eof": False})
+        self._consumer.subscribe([topic])
+
+    def poll(self) -> None:
+        self._consumer.poll(0)  # serves the group protocol; what it reads of the topic is not needed
+
+    def assigned(self) -> bool:
+        return bool(self._consumer.assignment())
 
     def close(self) -> None:
         self._consumer.close()

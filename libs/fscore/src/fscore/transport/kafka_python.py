@@ -13,7 +13,7 @@ from kafka.structs import OffsetAndMetadata
 from fscore.config import KafkaConfig
 from fscore.errors import TransportError
 from fscore.transport.base import Record, TopicSpec
-from fscore.transport.kafka_common import KafkaClient, RawConsumer
+from fscore.transport.kafka_common import GroupLease, KafkaClient, RawConsumer
 
 
 def kafka_python_settings(config: KafkaConfig) -> dict[str, Any]:
@@ -33,13 +33,27 @@ def kafka_python_settings(config: KafkaConfig) -> dict[str, Any]:
     return conf
 
 
+def _if_known(cls: Any, **settings: Any) -> dict[str, Any]:
+    """The settings this kafka-python version's ``cls`` knows (bootstrap_timeout_ms is new in 3.0)."""
+    return {k: v for k, v in settings.items() if k in getattr(cls, "DEFAULT_CONFIG", {})}
+
+
 class KafkaPythonClient(KafkaClient):
     def __init__(self, config: KafkaConfig) -> None:
         self._base = kafka_python_settings(config)
-        self._producer = KafkaProducer(**self._base, acks="all", enable_idempotence=True, linger_ms=2,
-                                       max_request_size=max(config.max_record_bytes + 64_000, 1_000_000))
-        self._admin = KafkaAdminClient(**self._base)
+        self._outage = config.outage_limit_s
+        self._session_timeout = config.lease_session_timeout_s
+        # kafka-python bootstraps while it is constructed: bound that by the connect timeout where it can be.
+        boot = int(config.connect_timeout_s * 1000)
+        self._producer = KafkaProducer(**self._base, **_if_known(KafkaProducer, bootstrap_timeout_ms=boot), acks="all",
+                                       enable_idempotence=True, linger_ms=2,
+                                       max_request_size=max(config.max_record_bytes + 64_000, 1_000_000),
+                                       delivery_timeout_ms=int(max(self._outage, 31) * 1000))
+        self._admin = KafkaAdminClient(**self._base, **_if_known(KafkaAdminClient, bootstrap_timeout_ms=boot))
         self._futures: list[Any] = []
+
+    def probe(self, timeout: float) -> None:
+        """kafka-python bootstraps from the brokers while it is constructed: nothing more to ask."""
 
     def produce(self, topic: str, partition: int, value: bytes | memoryview, key: bytes | None,
                 headers: Sequence[tuple[str, bytes]]) -> None:
@@ -47,7 +61,11 @@ class KafkaPythonClient(KafkaClient):
                                                  headers=list(headers)))
 
     def flush(self) -> None:
-        self._producer.flush(60)
+        try:
+            self._producer.flush(self._outage + 5)
+        except KafkaError as exc:
+            raise TransportError(f"records not delivered within {self._outage:g} s "
+                                 f"(transport.kafka.outage_limit_s): {exc}") from exc
         futures, self._futures = self._futures, []
         errors = [str(f.exception) for f in futures if f.failed()]
         if errors:
@@ -101,6 +119,9 @@ class KafkaPythonClient(KafkaClient):
     def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer:
         return _KafkaPythonConsumer(self._base, group, assignment)
 
+    def lease(self, group: str, topic: str) -> GroupLease:
+        return _KafkaPythonLease(self._base, group, topic, self._session_timeout)
+
     def close(self) -> None:
         self._producer.flush(30)
         self._producer.close()
@@ -123,6 +144,27 @@ class _KafkaPythonConsumer(RawConsumer):
 
     def commit(self, topic: str, partition: int, next_offset: int) -> None:
         self._consumer.commit({TopicPartition(topic, partition): OffsetAndMetadata(next_offset, "", -1)})
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class _KafkaPythonLease(GroupLease):
+    def __init__(self, base: dict[str, Any], group: str, topic: str, session_timeout_s: float) -> None:
+        from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+
+        # sticky: a member that holds the partition keeps it when another joins
+        self._consumer = KafkaConsumer(**base, group_id=group, enable_auto_commit=False,
+                                       partition_assignment_strategy=[StickyPartitionAssignor],
+                                       session_timeout_ms=int(session_timeout_s * 1000), heartbeat_interval_ms=500,
+                                       auto_offset_reset="latest")
+        self._consumer.subscribe([topic])
+
+    def poll(self) -> None:
+        self._consumer.poll(timeout_ms=0, max_records=1)
+
+    def assigned(self) -> bool:
+        return bool(self._consumer.assignment())
 
     def close(self) -> None:
         self._consumer.close()
