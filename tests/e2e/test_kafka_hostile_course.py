@@ -146,9 +146,10 @@ def test_a_course_flooded_with_hostile_records_ends_with_the_clean_model_and_rep
     assert sum(replay["intake"].values()) == inbox_end and replay["intake"]["poison"] == 0
     assert replay["intake"]["undecodable"] == inbox_undecodable
     assert replay["intake"]["not_addressed"] == inbox_not_addressed
-    print(f"\nhostile course: {total} records injected ({sum(v for k, v in injected.items() if k.startswith('coord'))} "
-          f"to the inbox); coordinator after restart {intake} (+{summary['recovered_records']} recovered); "
-          f"replay {replay['intake']}; dead-letter records by worker {dict(by_worker)}; model {summary['model_sha256']}")
+    to_inbox = sum(v for k, v in injected.items() if k.startswith("coordinator:"))
+    print(f"\nhostile course: {total} records injected ({to_inbox} to the inbox); coordinator after restart "
+          f"{intake} (+{summary['recovered_records']} recovered); replay {replay['intake']}; dead-letter records by "
+          f"worker {dict(by_worker)}; model {summary['model_sha256']}")
 
 
 def _participant_kind(draw: RngDraw) -> str:

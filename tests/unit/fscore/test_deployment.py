@@ -83,3 +83,52 @@ def test_the_manifest_is_the_first_on_the_meta_topic_and_garbage_there_is_skippe
     assert course_finished(log, topics, catalog) is None
     publish_finished(log, topics, catalog, "c", "max_rounds_reached", 3, "ab")
     assert course_finished(log, topics, catalog)["rounds"] == 3
+
+
+def test_a_coordinator_without_progress_names_whom_it_waits_for_once_a_minute():
+    from structlog.testing import capture_logs
+
+    catalog = MessageCatalog()
+    c, _ = wall_coordinator(catalog, name="sync_vanilla")
+    now = [1000.0]
+    alarm = WallAlarm(c, clock=lambda: now[0])
+    for i in range(2):
+        c.handle(Message("join_in", (COORDINATOR,), 0, {"address": f"p{i}", "num_train_samples": 1,
+                                                         "num_test_samples": 1, "backend": "numpy"},
+                         sender=f"p{i}", id=f"j{i}", course="c"))
+    with capture_logs() as logs:
+        alarm()
+        now[0] += 59
+        alarm()
+        assert not [e for e in logs if e["event"] == "waiting"]
+        now[0] += 2
+        alarm()
+        now[0] += 30
+        alarm()
+        now[0] += 31
+        alarm()
+    waiting = [e for e in logs if e["event"] == "waiting"]
+    assert len(waiting) == 2 and waiting[0]["no_update"] == ["p0", "p1"]
+    assert "strategy.reply_timeout_s" in waiting[0]["hint"]
+
+
+def test_a_crash_is_logged_as_json_with_its_traceback(capsys):
+    import json
+
+    import structlog
+
+    from fscore.log_setup import configure_logging
+
+    configure_logging(json=True)
+    try:
+        try:
+            raise ValueError("a bug")
+        except ValueError:
+            structlog.get_logger("t").exception("crashed")
+    finally:
+        structlog.reset_defaults()
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    record = json.loads(line)
+    assert record["event"] == "crashed"
+    (exc,) = record["exception"]
+    assert exc["exc_type"] == "ValueError" and exc["exc_value"] == "a bug" and exc["frames"]

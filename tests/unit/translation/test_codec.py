@@ -168,3 +168,26 @@ def test_object_arrays_are_never_encoded():
 
     with pytest.raises(EncodeError, match="dtype object"):
         codec.encode_payload("model_parameters", {"tensors": {"x": np.array([{}], dtype=object)}})
+
+
+def test_tensor_records_are_bounded_before_anything_is_allocated():
+    from fstranslation import TensorError, TensorLimits
+    from fstranslation.tensors import tensors_from_records
+
+    def rec(shape, data=b"", dtype="float32"):
+        return [{"name": "w", "dtype": dtype, "shape": shape, "data": data}]
+
+    cases = {
+        "70 dimensions; at most 8": rec([1] * 70, bytes(4)),
+        "would need": rec([0, 2**40, 2**40]),
+        "negative dimension": rec([-1, 3]),
+        "'nosuch', which is not a wire dtype": rec([2], bytes(8), "nosuch"),
+        "needs 12 bytes but carries 5": rec([3], bytes(5)),
+    }
+    for reason, records in cases.items():
+        with pytest.raises(TensorError, match=reason):
+            tensors_from_records(records, where="here")
+    small = TensorLimits(max_bytes=1024)
+    with pytest.raises(TensorError, match="limit is 1024"):
+        tensors_from_records(rec([257]), where="here", limits=small)
+    assert tensors_from_records(rec([256], bytes(1024)), where="here", limits=small)["w"].shape == (256,)
