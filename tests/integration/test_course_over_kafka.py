@@ -17,10 +17,10 @@ import pytest
 from fscore.communicator import Communicator
 from fscore.config import load_config
 from fscore.course import CourseBuilder, participant_address
-from fscore.deployment import publish_manifest
+from fscore.courselog import publish_manifest, read_topic
 from fscore.driver import pump
 from fscore.message import COORDINATOR, MODEL_UPDATE, PARTICIPANT, Message
-from fscore.replay import read_topic, replay_course
+from fscore.replay import replay_course
 from fscore.results import model_sha256
 from fscore.simulation.runner import run_standalone
 from fscore.transport.kafka_common import make_kafka_transport

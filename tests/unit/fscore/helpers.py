@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from fscore.courselog import Capture
 from fscore.message import Message
-from fscore.replay import Capture
 
 
 class ListOutbox(Capture):

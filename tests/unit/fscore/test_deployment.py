@@ -68,7 +68,7 @@ def test_the_join_deadline_counts_from_the_courses_first_start():
 
 def test_the_manifest_is_the_first_on_the_meta_topic_and_garbage_there_is_skipped():
     from fscore.config import CourseConfig
-    from fscore.deployment import course_finished, first_manifest, publish_finished, publish_manifest
+    from fscore.courselog import course_finished, first_manifest, publish_finished, publish_manifest
 
     catalog, log, topics = MessageCatalog(), EmbeddedLog(), CourseTopics("fscope", "c")
     log.ensure_topics(topics.specs())

@@ -81,7 +81,7 @@ def resend(course, value: bytes, incarnation: str, seq: int) -> bytes:
 
 
 def test_a_model_sent_twice_after_a_restart_verifies_but_a_different_second_one_fails(course):
-    from fscore.deployment import publish_started
+    from fscore.courselog import publish_started
     from fscore.topics import CourseTopics
 
     broadcast = course.log._partitions["fscope.replayed.broadcast"][0]

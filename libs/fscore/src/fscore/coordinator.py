@@ -25,7 +25,6 @@ Works on numpy arrays decoded from the wire and imports no ML framework.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -36,6 +35,7 @@ import structlog
 from fscore.aggregators.base import Aggregator, ClientUpdate
 from fscore.conditions import Condition
 from fscore.config import StrategyConfig
+from fscore.content import check_after, check_finite, check_join_numbers
 from fscore.errors import RejectedMessage
 from fscore.events import START, on_condition, on_message
 from fscore.message import (
@@ -228,7 +228,7 @@ class Coordinator(BaseWorker):
             raise RejectedMessage(f"join_in from {msg.sender!r} claims address {p['address']!r}")
         if s.phase == "finished":  # a participant process checks the meta topic for this before joining
             raise RejectedMessage(f"join_in from {msg.sender!r} after the course finished (round {s.round})")
-        _check_join_numbers(msg.sender, p)
+        check_join_numbers(msg.sender, p)
         declared = self._declared_layout(p.get("layout", []))  # raises for a malformed one
         info = s.participants.get(msg.sender)
         if info is None:
@@ -431,8 +431,8 @@ class Coordinator(BaseWorker):
             raise RejectedMessage(f"model_update from {msg.sender!r} claims num_samples {p['num_samples']}; it "
                                   f"declared {declared} training samples at join (limits.max_samples_factor "
                                   f"{self.plan.max_samples_factor:g})")
-        _check_finite(f"model_update from {msg.sender!r}", p["tensors"], p["train_metrics"])
-        _check_after(msg, s.sent_at.get(msg.sender), "the model it answers")
+        check_finite(f"model_update from {msg.sender!r}", p["tensors"], p["train_metrics"])
+        check_after(msg, s.sent_at.get(msg.sender), "the model it answers")
         del s.busy[msg.sender], s.requested[msg.sender]
         s.unresponsive.pop(msg.sender, None)  # it had been given another go, and answered in time
         s.response_times[msg.sender] = msg.timestamp - s.sent_at.pop(msg.sender, msg.timestamp)
@@ -519,8 +519,8 @@ class Coordinator(BaseWorker):
         if not 0 <= p["num_samples"] <= declared * self.plan.max_samples_factor:
             raise RejectedMessage(f"metrics from {msg.sender!r} claim num_samples {p['num_samples']}; it declared "
                                   f"{declared} test samples at join")
-        _check_finite(f"metrics from {msg.sender!r}", {}, p["values"])
-        _check_after(msg, s.eval_sent_at, "the evaluate request it answers")
+        check_finite(f"metrics from {msg.sender!r}", {}, p["values"])
+        check_after(msg, s.eval_sent_at, "the evaluate request it answers")
         s.eval_replies[msg.sender] = (p["num_samples"], dict(p["values"]))
         s.unresponsive.pop(msg.sender, None)  # heard from (it may have missed a training deadline meanwhile)
 
@@ -622,35 +622,6 @@ def _participant_idle(c: Coordinator) -> bool:
     s = c.state
     return (c.strategy.broadcast == "after_receiving" and s.phase == "training"
             and len(s.busy) < min(c.strategy.concurrency, len(s.participants)) and bool(c.candidates()))
-
-
-def _check_join_numbers(sender: str, join: Mapping[str, Any]) -> None:
-    """A join's counts and device figures feed sampling and response-time estimates: they must be sane."""
-    for key in ("num_train_samples", "num_test_samples"):
-        if join[key] < 0:
-            raise RejectedMessage(f"join_in from {sender!r}: {key} is {join[key]}")
-    for key in ("compute_s_per_sample", "bandwidth_bytes_per_s"):
-        value = join.get(key, 0.0)
-        if not (math.isfinite(value) and value >= 0):
-            raise RejectedMessage(f"join_in from {sender!r}: {key} is {value}, not a finite number >= 0")
-
-
-def _check_finite(what: str, tensors: Mapping[str, np.ndarray], values: Mapping[str, float]) -> None:
-    """One NaN or infinity in an update turns the global model into NaN; refuse it at the door."""
-    for name, t in tensors.items():
-        if t.dtype.kind == "f" and not np.isfinite(t).all():
-            bad = int(t.size - np.count_nonzero(np.isfinite(t)))
-            raise RejectedMessage(f"{what}: tensor `{name}` has {bad} non-finite values (NaN or infinity)")
-    for key, value in values.items():
-        if not math.isfinite(value):
-            raise RejectedMessage(f"{what}: metric {key!r} is {value}")
-
-
-def _check_after(msg: Message, asked_at: float | None, what: str) -> None:
-    """A reply is stamped no earlier than the request it answers (its virtual time only moves forward)."""
-    if asked_at is not None and msg.timestamp < asked_at:
-        raise RejectedMessage(f"{msg.type} from {msg.sender!r} (id {msg.id}) is stamped {msg.timestamp}, before "
-                              f"{what} was sent ({asked_at})")
 
 
 def _weighted_metrics(replies: Any, prefix: str) -> dict[str, float]:

@@ -6,7 +6,6 @@ SIGTERM/SIGINT handling, the course manifest on the meta topic, and exit codes.
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 import uuid
@@ -18,14 +17,14 @@ from typing import Any
 import structlog
 
 from fscore.communicator import Communicator
-from fscore.config import CourseConfig, config_from_dict
+from fscore.config import CourseConfig
+from fscore.courselog import Capture, read_topic, refeed
 from fscore.driver import pump
 from fscore.errors import TransportError
-from fscore.message import COORDINATOR, COORDINATOR_STARTED, COURSE_FINISHED, COURSE_MANIFEST, MessageCatalog
+from fscore.message import MessageCatalog
 from fscore.topics import CourseTopics
 from fscore.transport.base import Record, Transport
 from fscore.worker import BaseWorker
-from fstranslation import DecodeError, Header
 
 log = structlog.get_logger("fscore.deployment")
 
@@ -170,8 +169,6 @@ def recover(coordinator: BaseWorker, transport: Transport, topics: CourseTopics,
     alarms resume their countdowns from it). Returns how many records were handled again (0 for a
     first start).
     """
-    from fscore.replay import Capture, read_topic, refeed
-
     committed = transport.committed(coordinator.address, topics.coordinator, 0)
     if committed == 0:
         return 0
@@ -197,93 +194,6 @@ def same_course(recorded: CourseConfig, config: CourseConfig) -> bool:
     """Whether ``config`` describes the course of ``recorded``; how to reach Kafka may differ."""
     return recorded.model_dump(mode="json", exclude={"transport"}) == config.model_dump(mode="json",
                                                                                         exclude={"transport"})
-
-
-def publish_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCatalog, config: CourseConfig,
-                     incarnation: str) -> None:
-    header = Header(f"{COORDINATOR}/{incarnation}/manifest", config.course_id, COURSE_MANIFEST, COORDINATOR, (), 0,
-                    0.0)
-    payload = {"config_json": json.dumps(config.model_dump(mode="json"), sort_keys=True),
-               "config_hash": config.config_hash(), "incarnation": incarnation}
-    transport.publish(topics.meta, catalog.codec.encode(header, payload))
-    transport.flush()
-
-
-def publish_finished(transport: Transport, topics: CourseTopics, catalog: MessageCatalog, course: str,
-                     reason: str, rounds: int, model_sha256: str) -> None:
-    header = Header(f"{COORDINATOR}/finished", course, COURSE_FINISHED, COORDINATOR, (), rounds, 0.0)
-    transport.publish(topics.meta, catalog.codec.encode(header, {"reason": reason, "rounds": rounds,
-                                                                 "model_sha256": model_sha256}))
-    transport.flush()
-
-
-def meta_records(transport: Transport, topics: CourseTopics, catalog: MessageCatalog
-                 ) -> list[tuple[Header, dict[str, Any], Record]]:
-    """The course's meta topic, decoded: its manifests and finish record, in log order.
-
-    Anyone who can write to the topic can put garbage there: what does not decode, or is not the
-    coordinator's record of this course, is skipped with a warning rather than trusted or crashed on.
-    """
-    from fscore.replay import read_topic
-
-    out = []
-    for record in read_topic(transport, topics.meta):
-        try:
-            header, payload = catalog.codec.decode(record.value)
-        except DecodeError as exc:
-            log.warning("meta_record_skipped", topic=record.topic, offset=record.offset, reason=str(exc))
-            continue
-        if header.course != topics.course or header.sender != COORDINATOR or header.type not in _META_TYPES:
-            log.warning("meta_record_skipped", topic=record.topic, offset=record.offset,
-                        reason=f"a {header.type!r} record from {header.sender!r} for course {header.course!r}")
-            continue
-        out.append((header, payload, record))
-    return out
-
-
-_META_TYPES = (COURSE_MANIFEST, COURSE_FINISHED, COORDINATOR_STARTED)
-
-
-def publish_started(transport: Transport, topics: CourseTopics, catalog: MessageCatalog, config: CourseConfig,
-                    incarnation: str) -> None:
-    """Note on the meta topic that ``incarnation`` serves the course: its sends are the coordinator's."""
-    header = Header(f"{COORDINATOR}/{incarnation}/started", config.course_id, COORDINATOR_STARTED, COORDINATOR, (),
-                    0, 0.0)
-    transport.publish(topics.meta, catalog.codec.encode(header, {"incarnation": incarnation,
-                                                                 "config_hash": config.config_hash()}))
-    transport.flush()
-
-
-def coordinator_incarnations(transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> set[str]:
-    """Every incarnation that served the course, from its manifest and start records."""
-    return {payload["incarnation"] for header, payload, _ in meta_records(transport, topics, catalog)
-            if header.type in (COURSE_MANIFEST, COORDINATOR_STARTED)}
-
-
-def first_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCatalog
-                   ) -> tuple[CourseConfig, float] | None:
-    """The course's manifest (written once, by its first coordinator) and when it was written; None before."""
-    for header, payload, record in meta_records(transport, topics, catalog):
-        if header.type == COURSE_MANIFEST:
-            config = config_from_dict(json.loads(payload["config_json"]), source=f"{topics.meta} manifest")
-            return config, record.timestamp
-    return None
-
-
-def course_finished(transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> dict | None:
-    """The course's finish record from the meta topic, or None while it runs (the meta topic stays tiny)."""
-    for header, payload, _ in meta_records(transport, topics, catalog):
-        if header.type == COURSE_FINISHED:
-            return payload
-    return None
-
-
-def read_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> CourseConfig:
-    """The config of the course's first coordinator incarnation, from the meta topic."""
-    found = first_manifest(transport, topics, catalog)
-    if found is None:
-        raise TransportError(f"no course manifest on {topics.meta}: was course {topics.course!r} run with this prefix?")
-    return found[0]
 
 
 #: Environment variables a container sets instead of writing brokers or secrets into the course file.

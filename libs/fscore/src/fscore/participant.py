@@ -20,6 +20,7 @@ import numpy as np
 import structlog
 
 from fscore.attacks import ModelPoisoning
+from fscore.content import check_finite
 from fscore.data.dataset import ClientData
 from fscore.errors import RejectedMessage
 from fscore.events import START, on_message
@@ -110,10 +111,7 @@ class Participant(BaseWorker):
         if problems:
             raise RejectedMessage(f"{msg.type} of round {msg.round} (id {msg.id}) does not fit {self.address}'s "
                                   "model: " + "; ".join(problems))
-        for name, t in tensors.items():
-            if t.dtype.kind == "f" and not np.isfinite(t).all():
-                raise RejectedMessage(f"{msg.type} of round {msg.round} (id {msg.id}): tensor `{name}` has "
-                                      "non-finite values")
+        check_finite(f"{msg.type} of round {msg.round} (id {msg.id})", tensors)
         return tensors
 
     def train_and_report(self, msg: Message) -> None:

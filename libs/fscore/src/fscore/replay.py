@@ -10,9 +10,7 @@ recorded on the broadcast and direct topics, by sha256 of the tensors' Avro enco
 from __future__ import annotations
 
 import hashlib
-import time
-import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,14 +20,12 @@ import structlog
 
 from fscore.coordinator import Evaluation
 from fscore.course import CourseBuilder
-from fscore.deployment import coordinator_incarnations, read_manifest
-from fscore.errors import TransportError
-from fscore.intake import IntakeCounts, Outcome, RecordDecoder, take
-from fscore.message import COORDINATOR, EVALUATE, FINISH, MODEL_PARAMETERS, Message, MessageCatalog
+from fscore.courselog import Capture, coordinator_incarnations, read_manifest, read_topic, refeed
+from fscore.intake import Outcome
+from fscore.message import COORDINATOR, EVALUATE, FINISH, MODEL_PARAMETERS, MessageCatalog
 from fscore.results import RunWriter, course_statistics, evaluation_row
 from fscore.topics import CourseTopics
-from fscore.transport.base import Record, Transport
-from fscore.worker import BaseWorker, Outbox
+from fscore.transport.base import Transport
 from fstranslation import DecodeError
 
 log = structlog.get_logger("fscore.replay")
@@ -79,39 +75,6 @@ class ReplayReport:
         return not self.mismatches and self.checked > 0
 
 
-class Capture(Outbox):
-    """An outbox that keeps what a worker sends instead of publishing it."""
-
-    def __init__(self) -> None:
-        self.sent: list[Message] = []
-
-    def send(self, message: Message) -> int:
-        self.sent.append(message)
-        return 0
-
-
-def read_topic(transport: Transport, topic: str, *, timeout: float = 120.0,
-               until: Mapping[int, int] | None = None) -> Iterator[Record]:
-    """Every record of ``topic`` from offset 0 up to its current end (or ``until``), in log order per partition."""
-    ends = transport.end_offsets(topic) if until is None else until
-    remaining = {p: end for p, end in ends.items() if end > 0}
-    consumer = transport.consumer([topic], group=f"replay-{uuid.uuid4().hex[:10]}")
-    deadline = time.monotonic() + timeout
-    try:
-        while remaining:
-            if time.monotonic() > deadline:
-                raise TransportError(f"reading {topic!r}: partitions {sorted(remaining)} did not reach their end "
-                                     f"offsets within {timeout:.0f} s")
-            for record in consumer.poll(max_records=500, timeout=0.25):
-                if record.partition not in remaining:
-                    continue  # this partition is read to its end already
-                yield record
-                if record.offset + 1 >= remaining[record.partition]:
-                    del remaining[record.partition]
-    finally:
-        consumer.close()
-
-
 def recorded_models(transport: Transport, topics: CourseTopics, catalog: MessageCatalog,
                     problems: list[str], incarnations: set[str] | None = None,
                     ignored: list[str] | None = None) -> list[RecordedModel]:
@@ -156,19 +119,6 @@ def recorded_models(transport: Transport, topics: CourseTopics, catalog: Message
 def _note(ignored: list[str] | None, what: str) -> None:
     if ignored is not None:
         ignored.append(what)
-
-
-def refeed(coordinator: BaseWorker, records: Iterable[Record], catalog: MessageCatalog) -> IntakeCounts:
-    """Hand ``records`` to ``coordinator`` in order, deciding on each exactly as the live loop did.
-
-    Both call :func:`fscore.intake.take`, so what the live coordinator handled, skipped or
-    dead-lettered is handled, skipped or refused the same way here. Returns the outcome counts.
-    """
-    counts = IntakeCounts()
-    decode = RecordDecoder(catalog.codec, coordinator.address)
-    for record in records:
-        counts[take(coordinator, record, decode).outcome] += 1
-    return counts
 
 
 def replay_course(transport: Transport, course: str, *, topic_prefix: str = "fscope",

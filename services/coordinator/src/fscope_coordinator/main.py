@@ -24,6 +24,7 @@ from fscore.communicator import Communicator
 from fscore.config import CourseConfig
 from fscore.coordinator import Coordinator, Evaluation
 from fscore.course import CourseBuilder
+from fscore.courselog import course_finished, first_manifest, publish_finished, publish_manifest, publish_started
 from fscore.deployment import (
     EXIT_CONFIG,
     EXIT_ERROR,
@@ -32,12 +33,7 @@ from fscore.deployment import (
     StopFlag,
     WallAlarm,
     connect,
-    course_finished,
-    first_manifest,
     new_incarnation,
-    publish_finished,
-    publish_manifest,
-    publish_started,
     recover,
     same_course,
     serve,

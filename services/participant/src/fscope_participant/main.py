@@ -22,6 +22,7 @@ import structlog
 from fscore.communicator import Communicator
 from fscore.config import CourseConfig
 from fscore.course import CourseBuilder, participant_address
+from fscore.courselog import course_finished
 from fscore.deployment import (
     EXIT_CONFIG,
     EXIT_ERROR,
@@ -29,7 +30,6 @@ from fscore.deployment import (
     EXIT_TRANSPORT,
     StopFlag,
     connect,
-    course_finished,
     new_incarnation,
     serve,
     service_config,

@@ -18,7 +18,7 @@ from fscore.communicator import Communicator
 from fscore.config import CourseConfig
 from fscore.coordinator import Coordinator, Evaluation
 from fscore.course import CourseBuilder, participant_address
-from fscore.deployment import publish_finished, publish_manifest
+from fscore.courselog import publish_finished, publish_manifest
 from fscore.driver import pump
 from fscore.errors import CourseStalled
 from fscore.flowgraph import check_course

@@ -1,0 +1,160 @@
+"""A course's log: reading its topics, re-feeding a coordinator from them, and its meta records.
+
+Recovery (a restarted coordinator rebuilding itself, :func:`fscore.deployment.recover`) and replay
+(:mod:`fscore.replay`) both read a course's topics and re-feed its inbox; this is the one place
+that does it. The meta topic holds what the course's coordinators write besides messages: the
+manifest (written once, by the first incarnation), one ``coordinator_started`` record per
+incarnation, and the finish record.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import structlog
+
+from fscore.config import CourseConfig, config_from_dict
+from fscore.errors import TransportError
+from fscore.intake import IntakeCounts, RecordDecoder, take
+from fscore.message import COORDINATOR, COORDINATOR_STARTED, COURSE_FINISHED, COURSE_MANIFEST, Message, MessageCatalog
+from fscore.topics import CourseTopics
+from fscore.transport.base import Record, Transport
+from fscore.worker import BaseWorker, Outbox
+from fstranslation import DecodeError, Header
+
+log = structlog.get_logger("fscore.courselog")
+
+
+class Capture(Outbox):
+    """An outbox that keeps what a worker sends instead of publishing it."""
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    def send(self, message: Message) -> int:
+        self.sent.append(message)
+        return 0
+
+
+def read_topic(transport: Transport, topic: str, *, timeout: float = 120.0,
+               until: Mapping[int, int] | None = None) -> Iterator[Record]:
+    """Every record of ``topic`` from offset 0 up to its current end (or ``until``), in log order per partition."""
+    ends = transport.end_offsets(topic) if until is None else until
+    remaining = {p: end for p, end in ends.items() if end > 0}
+    consumer = transport.consumer([topic], group=f"replay-{uuid.uuid4().hex[:10]}")
+    deadline = time.monotonic() + timeout
+    try:
+        while remaining:
+            if time.monotonic() > deadline:
+                raise TransportError(f"reading {topic!r}: partitions {sorted(remaining)} did not reach their end "
+                                     f"offsets within {timeout:.0f} s")
+            for record in consumer.poll(max_records=500, timeout=0.25):
+                if record.partition not in remaining:
+                    continue  # this partition is read to its end already
+                yield record
+                if record.offset + 1 >= remaining[record.partition]:
+                    del remaining[record.partition]
+    finally:
+        consumer.close()
+
+
+def refeed(coordinator: BaseWorker, records: Iterable[Record], catalog: MessageCatalog) -> IntakeCounts:
+    """Hand ``records`` to ``coordinator`` in order, deciding on each exactly as the live loop did.
+
+    Both call :func:`fscore.intake.take`, so what the live coordinator handled, skipped or
+    dead-lettered is handled, skipped or refused the same way here. Returns the outcome counts.
+    """
+    counts = IntakeCounts()
+    decode = RecordDecoder(catalog.codec, coordinator.address)
+    for record in records:
+        counts[take(coordinator, record, decode).outcome] += 1
+    return counts
+
+
+def publish_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCatalog, config: CourseConfig,
+                     incarnation: str) -> None:
+    header = Header(f"{COORDINATOR}/{incarnation}/manifest", config.course_id, COURSE_MANIFEST, COORDINATOR, (), 0,
+                    0.0)
+    payload = {"config_json": json.dumps(config.model_dump(mode="json"), sort_keys=True),
+               "config_hash": config.config_hash(), "incarnation": incarnation}
+    transport.publish(topics.meta, catalog.codec.encode(header, payload))
+    transport.flush()
+
+
+def publish_finished(transport: Transport, topics: CourseTopics, catalog: MessageCatalog, course: str,
+                     reason: str, rounds: int, model_sha256: str) -> None:
+    header = Header(f"{COORDINATOR}/finished", course, COURSE_FINISHED, COORDINATOR, (), rounds, 0.0)
+    transport.publish(topics.meta, catalog.codec.encode(header, {"reason": reason, "rounds": rounds,
+                                                                 "model_sha256": model_sha256}))
+    transport.flush()
+
+
+def meta_records(transport: Transport, topics: CourseTopics, catalog: MessageCatalog
+                 ) -> list[tuple[Header, dict[str, Any], Record]]:
+    """The course's meta topic, decoded: its manifests and finish record, in log order.
+
+    Anyone who can write to the topic can put garbage there: what does not decode, or is not the
+    coordinator's record of this course, is skipped with a warning rather than trusted or crashed on.
+    """
+    out = []
+    for record in read_topic(transport, topics.meta):
+        try:
+            header, payload = catalog.codec.decode(record.value)
+        except DecodeError as exc:
+            log.warning("meta_record_skipped", topic=record.topic, offset=record.offset, reason=str(exc))
+            continue
+        if header.course != topics.course or header.sender != COORDINATOR or header.type not in _META_TYPES:
+            log.warning("meta_record_skipped", topic=record.topic, offset=record.offset,
+                        reason=f"a {header.type!r} record from {header.sender!r} for course {header.course!r}")
+            continue
+        out.append((header, payload, record))
+    return out
+
+
+_META_TYPES = (COURSE_MANIFEST, COURSE_FINISHED, COORDINATOR_STARTED)
+
+
+def publish_started(transport: Transport, topics: CourseTopics, catalog: MessageCatalog, config: CourseConfig,
+                    incarnation: str) -> None:
+    """Note on the meta topic that ``incarnation`` serves the course: its sends are the coordinator's."""
+    header = Header(f"{COORDINATOR}/{incarnation}/started", config.course_id, COORDINATOR_STARTED, COORDINATOR, (),
+                    0, 0.0)
+    transport.publish(topics.meta, catalog.codec.encode(header, {"incarnation": incarnation,
+                                                                 "config_hash": config.config_hash()}))
+    transport.flush()
+
+
+def coordinator_incarnations(transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> set[str]:
+    """Every incarnation that served the course, from its manifest and start records."""
+    return {payload["incarnation"] for header, payload, _ in meta_records(transport, topics, catalog)
+            if header.type in (COURSE_MANIFEST, COORDINATOR_STARTED)}
+
+
+def first_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCatalog
+                   ) -> tuple[CourseConfig, float] | None:
+    """The course's manifest (written once, by its first coordinator) and when it was written; None before."""
+    for header, payload, record in meta_records(transport, topics, catalog):
+        if header.type == COURSE_MANIFEST:
+            config = config_from_dict(json.loads(payload["config_json"]), source=f"{topics.meta} manifest")
+            return config, record.timestamp
+    return None
+
+
+def course_finished(transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> dict | None:
+    """The course's finish record from the meta topic, or None while it runs (the meta topic stays tiny)."""
+    for header, payload, _ in meta_records(transport, topics, catalog):
+        if header.type == COURSE_FINISHED:
+            return payload
+    return None
+
+
+def read_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> CourseConfig:
+    """The config of the course's first coordinator incarnation, from the meta topic."""
+    found = first_manifest(transport, topics, catalog)
+    if found is None:
+        raise TransportError(f"no course manifest on {topics.meta}: was course {topics.course!r} run with this prefix?")
+    return found[0]
