@@ -141,6 +141,11 @@ class ConfluentClient(KafkaClient):
     def lease(self, group: str, topic: str) -> GroupLease:
         return _ConfluentLease(self._base, group, topic, self._session_timeout)
 
+    @staticmethod
+    def lease_for(config: KafkaConfig, group: str, topic: str) -> GroupLease:
+        """A lease without a producer or admin client (for the kafka-python client)."""
+        return _ConfluentLease(confluent_settings(config), group, topic, config.lease_session_timeout_s)
+
     def close(self) -> None:
         self._producer.flush(30)
 

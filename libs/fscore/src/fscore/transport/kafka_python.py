@@ -42,7 +42,7 @@ class KafkaPythonClient(KafkaClient):
     def __init__(self, config: KafkaConfig) -> None:
         self._base = kafka_python_settings(config)
         self._outage = config.outage_limit_s
-        self._session_timeout = config.lease_session_timeout_s
+        self._config = config
         # kafka-python bootstraps while it is constructed: bound that by the connect timeout where it can be.
         boot = int(config.connect_timeout_s * 1000)
         self._producer = KafkaProducer(**self._base, **_if_known(KafkaProducer, bootstrap_timeout_ms=boot), acks="all",
@@ -120,7 +120,12 @@ class KafkaPythonClient(KafkaClient):
         return _KafkaPythonConsumer(self._base, group, assignment)
 
     def lease(self, group: str, topic: str) -> GroupLease:
-        return _KafkaPythonLease(self._base, group, topic, self._session_timeout)
+        """The lease on librdkafka's group protocol, which the kafka extra installs too: kafka-python 3.0's
+        subscribed consumer gets no assignment from a KRaft broker here ("No partition metadata"), so its
+        own group protocol cannot hold a lease."""
+        from fscore.transport.kafka_confluent import ConfluentClient
+
+        return ConfluentClient.lease_for(self._config, group, topic)
 
     def close(self) -> None:
         self._producer.flush(30)
@@ -148,23 +153,3 @@ class _KafkaPythonConsumer(RawConsumer):
     def close(self) -> None:
         self._consumer.close()
 
-
-class _KafkaPythonLease(GroupLease):
-    def __init__(self, base: dict[str, Any], group: str, topic: str, session_timeout_s: float) -> None:
-        from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
-
-        # sticky: a member that holds the partition keeps it when another joins
-        self._consumer = KafkaConsumer(**base, group_id=group, enable_auto_commit=False,
-                                       partition_assignment_strategy=[StickyPartitionAssignor],
-                                       session_timeout_ms=int(session_timeout_s * 1000), heartbeat_interval_ms=500,
-                                       auto_offset_reset="latest")
-        self._consumer.subscribe([topic])
-
-    def poll(self) -> None:
-        self._consumer.poll(timeout_ms=0, max_records=1)
-
-    def assigned(self) -> bool:
-        return bool(self._consumer.assignment())
-
-    def close(self) -> None:
-        self._consumer.close()
