@@ -59,9 +59,6 @@ class RecordedModel:
 @dataclass
 class ReplayReport:
     course: str
-    inbox_records: int = 0
-    rejected: int = 0
-    undecodable: int = 0
     intake: dict[str, int] = field(default_factory=dict)  # every inbox record's outcome (fscore.intake)
     checked: int = 0
     mismatches: list[str] = field(default_factory=list)
@@ -71,13 +68,25 @@ class ReplayReport:
     final_sha256: str = ""
 
     @property
+    def inbox_records(self) -> int:
+        return sum(self.intake.values())
+
+    @property
+    def rejected(self) -> int:
+        """Inbox records the coordinator refused, as the live one did (poison records included)."""
+        return self.intake.get(Outcome.REJECTED.value, 0) + self.intake.get(Outcome.POISON.value, 0)
+
+    @property
+    def undecodable(self) -> int:
+        return self.intake.get(Outcome.UNDECODABLE.value, 0)
+
+    @property
     def verified(self) -> bool:
         return not self.mismatches and self.checked > 0
 
 
 def recorded_models(transport: Transport, topics: CourseTopics, catalog: MessageCatalog,
-                    problems: list[str], incarnations: set[str] | None = None,
-                    ignored: list[str] | None = None) -> list[RecordedModel]:
+                    problems: list[str], incarnations: set[str] | None, ignored: list[str]) -> list[RecordedModel]:
     """The models the live coordinator sent, as found on the broadcast and direct topics.
 
     Only the coordinator's own records count: sender ``coordinator``, this course, an id of one of
@@ -92,18 +101,18 @@ def recorded_models(transport: Transport, topics: CourseTopics, catalog: Message
             try:
                 header, writer, bio, start = catalog.codec.decode_header(record.value)
             except DecodeError as exc:
-                _note(ignored, f"record {where} is not an fscope record ({exc})")
+                ignored.append(f"record {where} is not an fscope record ({exc})")
                 continue
             if header.type not in MODEL_TYPES:
                 continue
             incarnation = header.id.split("/")[1] if header.id.count("/") == 2 else None
             if (header.sender != COORDINATOR or header.course != topics.course
                     or (incarnations is not None and incarnation not in incarnations)):
-                _note(ignored, f"record {where}: a {header.type} from {header.sender!r} (id {header.id}, course "
+                ignored.append(f"record {where}: a {header.type} from {header.sender!r} (id {header.id}, course "
                                f"{header.course!r}) that no incarnation of this course's coordinator sent")
                 continue
             if header.id in seen:
-                _note(ignored, f"record {where}: a copy of {header.id}, already read")
+                ignored.append(f"record {where}: a copy of {header.id}, already read")
                 continue
             seen.add(header.id)
             try:
@@ -114,11 +123,6 @@ def recorded_models(transport: Transport, topics: CourseTopics, catalog: Message
             out.append(RecordedModel(header.type, header.round, tensors_sha256(catalog, payload["tensors"]), where,
                                      tuple(header.receivers)))
     return out
-
-
-def _note(ignored: list[str] | None, what: str) -> None:
-    if ignored is not None:
-        ignored.append(what)
 
 
 def replay_course(transport: Transport, course: str, *, topic_prefix: str = "fscope",
@@ -138,9 +142,7 @@ def replay_course(transport: Transport, course: str, *, topic_prefix: str = "fsc
     coordinator = builder.coordinator(capture, evaluator=builder.numpy_evaluator(), on_evaluation=on_evaluation,
                                       on_aggregation=writer.aggregation, incarnation="replay")
     intake = refeed(coordinator, read_topic(transport, topics.coordinator), builder.catalog)
-    report.inbox_records, report.intake = intake.total(), intake.as_dict()
-    report.rejected = intake[Outcome.REJECTED] + intake[Outcome.POISON]
-    report.undecodable = intake[Outcome.UNDECODABLE]
+    report.intake = intake.as_dict()
     replayed = [RecordedModel(m.type, m.round, tensors_sha256(catalog, m.payload["tensors"]), "replay", m.receivers)
                 for m in capture.sent if m.type in MODEL_TYPES]
     recorded = recorded_models(transport, topics, builder.catalog, report.mismatches,
