@@ -1,18 +1,30 @@
-"""Model-poisoning participants: what they send instead of their update, and the config checks."""
+"""Model-poisoning participants (the first plug-in): what they send instead of their update, and the config checks."""
 
 import numpy as np
 import pytest
 
-from fscore.attacks import poisoner
-from fscore.config import AttackConfig, config_from_dict
+from fscore.attacks.poisoning import ModelPoisoning
+from fscore.config import config_from_dict
+from fscore.course import CourseBuilder
 from fscore.errors import ConfigError
+from fscore.message import MODEL_PARAMETERS, MODEL_UPDATE, Message
+from fscore.plugins import PluginContext
 
 RECEIVED = {"w": np.full(3, 1.0, np.float32), "count": np.array([5], np.int64)}
 TRAINED = {"w": np.full(3, 1.5, np.float32), "count": np.array([9], np.int64)}
 
 
 def attack(kind: str, scale: float = 4.0):
-    return poisoner(AttackConfig(kind=kind, participants=[2], scale=scale), seed=0, index=2)
+    """What participant 2, poisoning with ``kind``, sends in round ``r`` for TRAINED after receiving RECEIVED."""
+    plugin = ModelPoisoning(PluginContext("c", 0, "participant", 2), kind=kind, scale=scale)
+
+    def sent(received, trained, r):
+        plugin.incoming(None, Message(MODEL_PARAMETERS, ("participant-00002",), r, {"tensors": received}))
+        update = Message(MODEL_UPDATE, ("coordinator",), r, {"tensors": trained, "num_samples": 3})
+        out = plugin.outgoing(None, update)
+        assert out.payload["num_samples"] == 3  # only the tensors are replaced
+        return out.payload["tensors"]
+    return sent
 
 
 def test_sign_flip_sends_the_received_model_minus_scale_times_the_change():
@@ -32,9 +44,18 @@ def test_gaussian_noise_is_reproducible_per_round_and_differs_between_rounds():
     assert np.all(first != 1.0)
 
 
-def test_honest_participants_get_no_attack():
-    assert poisoner(AttackConfig(kind="sign_flip", participants=[2]), 0, 3) is None
-    assert poisoner(AttackConfig(), 0, 2) is None
+def test_an_update_for_a_round_it_was_not_sent_is_passed_through():
+    plugin = ModelPoisoning(PluginContext("c", 0, "participant", 2), kind="sign_flip")
+    update = Message(MODEL_UPDATE, ("coordinator",), 4, {"tensors": TRAINED})
+    assert plugin.outgoing(None, update) is update
+
+
+def test_the_attack_section_gives_the_plugin_to_the_malicious_participants_only():
+    builder = CourseBuilder(config_from_dict({"participants": 4}, ["attack.kind=sign_flip", "attack.participants=[2]"]))
+    assert [[p.label for p in builder.plugins_for("participant", i)] for i in range(4)] == [
+        [], [], ["model_poisoning"], []]
+    assert builder.plugins_for("coordinator", None) == []
+    assert list(builder.participant_variants().values()) == [[0, 1, 3], [2]]
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

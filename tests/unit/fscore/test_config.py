@@ -4,6 +4,7 @@ import sys
 import pytest
 
 from fscore.config import load_config
+from fscore.course import CourseBuilder
 from fscore.errors import ConfigError
 
 
@@ -27,7 +28,7 @@ def test_config_hash_is_stable_and_sensitive(example_config):
 ])
 def test_invalid_config_names_the_key(example_config, overrides, expected):
     with pytest.raises(ConfigError) as err:
-        load_config(example_config, overrides)
+        CourseBuilder(load_config(example_config, overrides))
     assert expected in str(err.value)
     assert "\n" not in str(err.value)
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fscore.config import config_from_dict
+from fscore.course import CourseBuilder
 from fscore.errors import ConfigError
 from fscore.samplers import OortSampler
 
@@ -73,5 +74,5 @@ def test_same_seed_same_picks():
 ])
 def test_sampler_options_that_do_not_apply_are_refused_naming_the_key(overrides, message):
     with pytest.raises(ConfigError) as err:
-        config_from_dict({}, overrides)
+        CourseBuilder(config_from_dict({}, overrides))
     assert message in str(err.value)

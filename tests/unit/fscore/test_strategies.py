@@ -10,6 +10,7 @@ import pytest
 from fscore.aggregators import ClientUpdate, FedAvg
 from fscore.config import StrategyConfig, config_from_dict
 from fscore.coordinator import Coordinator, CoursePlan
+from fscore.course import CourseBuilder
 from fscore.errors import ConfigError, RejectedMessage
 from fscore.message import Message, MessageCatalog
 from fscore.samplers import make_sampler
@@ -80,7 +81,7 @@ def course(**strategy) -> dict:
 ])
 def test_a_strategy_that_cannot_work_is_refused_before_the_course_naming_the_key(strategy, message):
     with pytest.raises(ConfigError) as err:
-        config_from_dict(course(**strategy))
+        CourseBuilder(config_from_dict(course(**strategy)))  # the sampler is found when the course is built
     assert message in str(err.value)
 
 

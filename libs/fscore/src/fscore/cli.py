@@ -164,25 +164,24 @@ def _topics(config: object) -> int:
 
 def _check(config: object, args: argparse.Namespace) -> int:
     from fscore.course import CourseBuilder
-    from fscore.flowgraph import build_flow_graph
-    from fscore.trainers.base import NoOpTrainer
-    from fscore.worker import Outbox
+    from fscore.flowgraph import check_variants
 
     builder = CourseBuilder(config)  # type: ignore[arg-type]
-    outbox = Outbox()
-    workers = [builder.coordinator(outbox), builder.participant(0, outbox, trainer=NoOpTrainer())]
-    for worker in workers:
-        print(f"{worker.role} handlers:")
+    coordinator, participants = builder.check_workers()
+    for label, worker in [("coordinator", coordinator), *participants.items()]:
+        plugins = f" (plug-ins: {', '.join(p.label for p in worker.plugins)})" if worker.plugins else ""
+        print(f"{label} handlers{plugins}:")
         for line in worker.handlers.describe():
             print(f"  {line}")
-    flow = build_flow_graph(workers, builder.catalog)
+    flow = check_variants(coordinator, participants, builder.catalog)
     stem = args.graph or args.config.with_suffix("").with_name(args.config.stem + ".flow")
     stem.parent.mkdir(parents=True, exist_ok=True)
     Path(f"{stem}.dot").write_text(flow.to_dot())
     flow.to_png(f"{stem}.png")
     print(f"message-flow graph: {stem}.dot, {stem}.png")
     flow.raise_for_problems()
-    print("check passed: every emitted message type has a handler, and finish is reachable from join_in")
+    print(f"check passed for the coordinator and {len(participants)} participant configuration(s): every emitted "
+          "message type has a handler, and finish is reachable from join_in")
     return 0
 
 

@@ -7,7 +7,6 @@ same in simulation and in deployment; only the transport and the clock differ.
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 from collections.abc import Callable
 from functools import cached_property
@@ -15,20 +14,23 @@ from typing import Any
 
 import numpy as np
 
-from fscore.attacks import poisoner
 from fscore.conditions import Condition
 from fscore.config import CourseConfig
 from fscore.coordinator import Aggregation, Coordinator, CoursePlan, Evaluation, Evaluator
-from fscore.data.dataset import ClientData, Federation
+from fscore.data.dataset import ClientData, Dataset, Federation
 from fscore.errors import ConfigError
 from fscore.events import Event
-from fscore.message import COORDINATOR, MessageCatalog
+from fscore.flowgraph import FlowGraph, check_variants
+from fscore.message import COORDINATOR, PARTICIPANT, MessageCatalog
 from fscore.models.zoo import ModelSpec, init_params, zoo_layout
 from fscore.participant import Participant
+from fscore.plugins import Plugin, PluginContext
+from fscore.registry import resolve_path
 from fscore.simulation.device import DeviceProfile, device_profiles
 from fscore.strategy import Strategy
 from fscore.topics import CourseTopics
-from fscore.trainers.base import Trainer
+from fscore.trainers.base import NoOpTrainer, Trainer
+from fscore.validation import build_aggregator, build_plugin, build_sampler, plugin_class, validate_course
 from fscore.worker import BaseWorker, Outbox
 from fstranslation import TensorLimits
 from fstranslation.adapters import BackendAdapter
@@ -40,12 +42,7 @@ _STREAM_INIT, _STREAM_SAMPLER, _STREAM_TRAINER, _STREAM_DEVICES = 1, 2, 3, 4
 
 def import_object(path: str, what: str) -> Any:
     """``module:attribute``, or the module itself for a bare ``module``; ``what`` names the config key."""
-    module_name, _, attr = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-        return getattr(module, attr) if attr else module
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"{what}: cannot import {path!r} ({exc})") from None
+    return resolve_path(path, what)
 
 
 def participant_address(index: int) -> str:
@@ -53,11 +50,21 @@ def participant_address(index: int) -> str:
 
 
 class CourseBuilder:
+    """Building a course imports its extensions (plug-ins, aggregator, sampler: :mod:`fscore.registry`),
+    registers the message types they bring, and validates what needs them (:mod:`fscore.validation`):
+    a config that cannot run is refused here, before any worker exists, with one line naming the key."""
+
     def __init__(self, config: CourseConfig) -> None:
         self.config = config
         self.catalog = MessageCatalog(limits=TensorLimits(max_bytes=config.limits.max_tensor_bytes))
         for mt in config.message_types:
             self.catalog.register(mt.name, mt.receiver, json.loads(mt.schema_file.read_text()))
+        #: every plug-in of the course: (config key, its entry, its class)
+        self.plugins = [(key, entry, plugin_class(key, entry)) for key, entry in config.plugin_entries()]
+        for cls in dict.fromkeys(cls for _, _, cls in self.plugins):
+            for mt in cls.message_types():
+                self.catalog.register(mt.name, mt.receiver, mt.schema)
+        validate_course(config, self.plugins)
         self.topics = CourseTopics(config.transport.topic_prefix, config.course_id,
                                    config.transport.direct_partitions)
 
@@ -132,12 +139,11 @@ class CourseBuilder:
         strategy = self.strategy()
         worker = Coordinator(COORDINATOR, c.course_id, self.catalog, outbox, plan=self.plan(),
                              initial_params=self.initial_params(),
-                             aggregator=c.aggregator.build(),
-                             sampler=c.strategy.build_sampler(),
+                             aggregator=build_aggregator(c), sampler=build_sampler(c.strategy),
                              rng=np.random.default_rng([c.seed, _STREAM_SAMPLER]), evaluator=evaluator,
                              on_evaluation=on_evaluation, on_aggregation=on_aggregation, strategy=strategy,
                              clock=clock, incarnation=incarnation)
-        return self._customise(worker)
+        return self._customise(worker, None)
 
     def device_profile(self, index: int) -> DeviceProfile:
         """Participant ``index``'s device, drawn from the course seed so every process agrees on it."""
@@ -149,17 +155,17 @@ class CourseBuilder:
                                np.random.default_rng([self.config.seed, _STREAM_DEVICES]))
 
     def participant(self, index: int, outbox: Outbox, *, trainer: Trainer | None = None,
-                    profile: DeviceProfile | None = None, incarnation: str = "0", alone: bool = False
-                    ) -> Participant:
+                    profile: DeviceProfile | None = None, incarnation: str = "0", alone: bool = False,
+                    data: ClientData | None = None) -> Participant:
         """Participant ``index``. ``alone``: the only worker of this process, which then keeps only its own data."""
         c = self.config
         sim = c.simulation
         worker = Participant(participant_address(index), c.course_id, self.catalog, outbox,
-                             trainer=trainer or self.trainer(index), data=self.participant_data(index, alone=alone),
+                             trainer=trainer or self.trainer(index),
+                             data=data or self.participant_data(index, alone=alone),
                              profile=profile or self.device_profile(index), pace=sim.pace if alone else 0.0,
-                             incarnation=incarnation, poison=poisoner(c.attack, c.seed, index),
-                             layout=self.agreed_layout)
-        return self._customise(worker)
+                             incarnation=incarnation, layout=self.agreed_layout)
+        return self._customise(worker, index)
 
     def participant_data(self, index: int, *, alone: bool = False) -> ClientData:
         """Participant ``index``'s examples: its own file when ``data.local_path`` is set, else its shard.
@@ -246,8 +252,44 @@ class CourseBuilder:
 
         return NumpyEvaluator.for_spec(self.model_spec, self.federation.heldout)
 
-    def _customise(self, worker: BaseWorker) -> Any:
-        """Apply the config's user conditions and handlers to a worker of their role."""
+    def plugins_for(self, role: str, index: int | None) -> list[Plugin]:
+        """Fresh instances of the plug-ins the worker of ``role`` (participant ``index``) is given, in config order."""
+        context = PluginContext(self.config.course_id, self.config.seed, role, index)  # type: ignore[arg-type]
+        return [build_plugin(key, entry, cls, context) for key, entry, cls in self.plugins
+                if entry.applies_to(role, index)]
+
+    def participant_variants(self) -> dict[tuple[int, ...], list[int]]:
+        """Participants grouped by the plug-ins they are given (by position among the course's plug-ins): each
+        group has one handler set, so checking one member checks them all."""
+        variants: dict[tuple[int, ...], list[int]] = {}
+        for index in range(self.config.participants):
+            given = tuple(i for i, (_, entry, _) in enumerate(self.plugins) if entry.applies_to(PARTICIPANT, index))
+            variants.setdefault(given, []).append(index)
+        return variants
+
+    def check_workers(self) -> tuple[Coordinator, dict[str, Participant]]:
+        """The coordinator and one participant of every variant, as built for the course but with no data and a
+        no-op trainer (no framework is imported): what the completeness check and ``describe`` look at."""
+        outbox, empty = Outbox(), self._no_data()
+        participants = {_indices_label(indices): self.participant(indices[0], outbox, trainer=NoOpTrainer(),
+                                                                  data=empty, profile=DeviceProfile())
+                        for indices in self.participant_variants().values()}
+        return self.coordinator(outbox), participants
+
+    def flow_graph(self) -> FlowGraph:
+        """The course's message-flow graph over every participant variant (paper §3.2, completeness)."""
+        coordinator, participants = self.check_workers()
+        return check_variants(coordinator, participants, self.catalog)
+
+    def _no_data(self) -> ClientData:
+        shape = self.model_spec.input_shape
+        none = Dataset(np.zeros((0, *shape), np.float32), np.zeros(0, np.int64))
+        return ClientData(none, none)
+
+    def _customise(self, worker: BaseWorker, index: int | None) -> Any:
+        """Give a worker its plug-ins, then the config's user conditions and handlers of its role."""
+        for plugin in self.plugins_for(worker.role, index):
+            worker.use(plugin)
         for cond in self.config.conditions:
             if cond.role == worker.role:
                 check = import_object(cond.check, f"conditions[{cond.name}].check")
@@ -257,3 +299,26 @@ class CourseBuilder:
                 func = import_object(h.handler, f"handlers[{i}].handler")
                 worker.register(Event.parse(h.event), functools.partial(func, worker), h.emits)
         return worker
+
+
+def checked_builder(config: CourseConfig) -> CourseBuilder:
+    """The course's builder, once its extensions are imported and its message flow is complete over every
+    participant configuration. The services call this before touching Kafka: a broken course is refused
+    (ConfigError, CompletenessError) by every process, not discovered mid-course."""
+    builder = CourseBuilder(config)
+    builder.flow_graph().raise_for_problems()
+    return builder
+
+
+def _indices_label(indices: list[int]) -> str:
+    """``participants 0-3, 7`` for a group of participant indices."""
+    runs: list[str] = []
+    start = prev = indices[0]
+    for i in [*indices[1:], None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        runs.append(str(start) if start == prev else f"{start}-{prev}")
+        if i is not None:
+            start = prev = i
+    return f"participant{'s' if len(indices) > 1 else ''} {', '.join(runs)}"

@@ -9,7 +9,7 @@ join_in is sent). Problems fail the run; ``fscope check`` prints them and draws 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +117,21 @@ def _add_emit_edge(graph: nx.DiGraph, problems: list[str], by_role: dict[str, Ba
         problems.append(f"{where} but the {role} has no handler for {type_name!r}")
         graph.add_node(dst, label=f"{role} {event}\n(no handler)", missing=True)
     graph.add_edge(src, dst, label=type_name)
+
+
+def check_variants(coordinator: BaseWorker, participants: Mapping[str, BaseWorker], catalog: MessageCatalog
+                   ) -> FlowGraph:
+    """The flow graph of a course whose participants do not all have the same handlers (plug-ins given to
+    some): the coordinator with each variant in turn, each named by ``participants``' key. One graph,
+    the union; every problem says which participants it concerns when there is more than one variant."""
+    graph = nx.DiGraph()
+    problems: list[str] = []
+    for label, participant in participants.items():
+        flow = build_flow_graph([coordinator, participant], catalog)
+        graph = nx.compose(graph, flow.graph)
+        prefix = f"{label}: " if len(participants) > 1 else ""
+        problems += [f"{prefix}{p}" for p in flow.problems if f"{prefix}{p}" not in problems]
+    return FlowGraph(graph, problems)
 
 
 def check_course(workers: Sequence[BaseWorker], catalog: MessageCatalog) -> FlowGraph:

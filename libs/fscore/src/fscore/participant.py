@@ -19,7 +19,6 @@ from collections.abc import Mapping
 import numpy as np
 import structlog
 
-from fscore.attacks import ModelPoisoning
 from fscore.content import check_finite
 from fscore.data.dataset import ClientData
 from fscore.errors import RejectedMessage
@@ -55,10 +54,8 @@ class Participant(BaseWorker):
 
     def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox, *, trainer: Trainer,
                  data: ClientData, profile: DeviceProfile | None = None, coordinator: str = COORDINATOR,
-                 pace: float = 0.0, incarnation: str = "0", poison: ModelPoisoning | None = None,
-                 layout: Layout | None = None) -> None:
+                 pace: float = 0.0, incarnation: str = "0", layout: Layout | None = None) -> None:
         self.trainer = trainer
-        self.poison = poison  # a malicious participant (attack simulation): replaces its update before sending
         self.data = data
         self.profile = profile or DeviceProfile()
         self.pace = pace  # deployment: sleep pace x the virtual duration of a reply, to emulate a slow device
@@ -72,8 +69,6 @@ class Participant(BaseWorker):
         #: trainer's own); checked before the trainer sees it
         self.layout = dict(layout) if layout is not None else layout_of(trainer.get_parameters())
         super().__init__(address, course, catalog, outbox, incarnation)
-        if poison is not None:
-            log.warning("malicious_participant", participant=address, attack=poison.kind, scale=poison.scale)
 
     def install_default_handlers(self) -> None:
         self.register(START, self.join, emits=[JOIN_IN])
@@ -120,8 +115,6 @@ class Participant(BaseWorker):
         self.trainer.start_round(msg.round)
         result = self.trainer.train(self.data.train)
         params = self.trainer.get_parameters()
-        if self.poison is not None:
-            params = self.poison(received, params, msg.round)
         self.rounds_trained += 1
         samples = result.samples_processed or result.num_samples
         done = (msg.timestamp + self.profile.transfer_time(_nbytes(received)) + self.profile.compute_time(samples)

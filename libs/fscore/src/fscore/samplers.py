@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import Field, NonNegativeFloat, validate_call
 
 from fscore.interfaces import RequiredMethods, abstract
+from fscore.registry import Registry
 
 
 class Sampler(RequiredMethods):
@@ -190,25 +191,26 @@ class OortSampler(Sampler):
 
 
 #: factories take the strategy's sampler options as keywords (``groups``, and ``strategy.sampler_options``)
-_REGISTRY: dict[str, Callable[..., Sampler]] = {
+SAMPLERS: Registry[Sampler] = Registry("sampler", {
     "uniform": lambda groups=5: UniformSampler(),
     "responsiveness": lambda groups=5: ResponsivenessSampler(),
     "group": lambda groups=5: GroupSampler(groups),
     "oort": lambda groups=5, **options: OortSampler(**options),
-}
+})
 
 
 def register_sampler(name: str, factory: Callable[..., Sampler]) -> None:
-    _REGISTRY[name] = factory
+    """``factory`` takes ``groups`` and the ``strategy.sampler_options`` as keywords. An installed package
+    can instead declare it as an entry point of group ``fscope.samplers``; a config can name it as
+    ``module:attr``."""
+    SAMPLERS.register(name, factory)
 
 
 def sampler_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return SAMPLERS.names()
 
 
-def make_sampler(name: str, **options: Any) -> Sampler:
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown sampler {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
-    return factory(**options)
+def make_sampler(name: str, groups: int = 5, **options: Any) -> Sampler:
+    """Build ``name``; errors are ConfigErrors naming the ``strategy.sampler`` keys."""
+    return SAMPLERS.build(name, options, key="strategy.sampler", options_key="strategy.sampler_options",
+                          implicit={"groups": groups})

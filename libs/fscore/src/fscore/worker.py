@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import structlog
 
@@ -31,6 +31,21 @@ class Outbox:
         raise NotImplementedError
 
 
+class Extension(Protocol):
+    """What a worker asks of a plug-in (:class:`fscore.plugins.Plugin` is the one to subclass)."""
+
+    roles: frozenset[str]
+
+    @property
+    def label(self) -> str: ...
+
+    def install(self, worker: BaseWorker) -> None: ...
+
+    def outgoing(self, worker: BaseWorker, message: Message) -> Message: ...
+
+    def incoming(self, worker: BaseWorker, message: Message) -> Message: ...
+
+
 class BaseWorker:
     role: ClassVar[str] = ""
 
@@ -50,6 +65,8 @@ class BaseWorker:
         # Message ids must stay unique when a process restarts and its sequence starts again.
         self.incarnation = incarnation
         self._active: HandlerEntry | None = None
+        #: the plug-ins in effect, in config order; their transforms run in this order on every message
+        self.plugins: list[Extension] = []
         self.install_default_handlers()
 
     # -- extension points -----------------------------------------------------------------
@@ -63,8 +80,17 @@ class BaseWorker:
     def add_condition(self, condition: Condition) -> None:
         self.conditions[condition.name] = condition
 
+    def use(self, plugin: Extension) -> None:
+        """Give this worker a plug-in: its handlers and conditions now, its transforms on every later message."""
+        if self.role not in plugin.roles:
+            raise FscoreError(f"plug-in {plugin.label} cannot be given to a {self.role} (only to "
+                              f"{' or '.join(sorted(plugin.roles))})")
+        self.plugins.append(plugin)
+        plugin.install(self)
+
     def log_handlers(self) -> None:
-        log.info("handlers_in_effect", worker=self.address, role=self.role, handlers=self.handlers.describe())
+        log.info("handlers_in_effect", worker=self.address, role=self.role, handlers=self.handlers.describe(),
+                 plugins=[p.label for p in self.plugins])
 
     # -- the event loop -------------------------------------------------------------------
 
@@ -99,7 +125,7 @@ class BaseWorker:
         clock = self.now
         self.now = max(self.now, message.timestamp)
         try:
-            self._run(entry, message)
+            self._run(entry, self._transformed(message, "incoming"))
         except BaseException:
             self.now = clock
             raise
@@ -142,6 +168,18 @@ class BaseWorker:
         message = Message(type=type_name, receivers=tuple(receivers), round=round, payload=payload,
                           sender=self.address, timestamp=self.now if timestamp is None else timestamp,
                           id=f"{self.address}/{self.incarnation}/{self._sequence}", course=self.course)
+        message = self._transformed(message, "outgoing")
         self.outbox.send(message)
+        return message
+
+    def _transformed(self, message: Message, direction: str) -> Message:
+        """``message`` through the plug-ins' transforms of ``direction``; they may change the payload only."""
+        for plugin in self.plugins:
+            changed = getattr(plugin, direction)(self, message)
+            if (changed.type, changed.id, changed.sender, changed.receivers) != (
+                    message.type, message.id, message.sender, message.receivers):
+                raise FscoreError(f"{self.address}: plug-in {plugin.label}'s {direction} transform changed the "
+                                  f"envelope of {message.type} {message.id} (a transform may change the payload only)")
+            message = changed
         return message
 

@@ -21,9 +21,8 @@ from pathlib import Path
 import structlog
 
 from fscore.communicator import Communicator
-from fscore.config import CourseConfig
 from fscore.coordinator import Coordinator, Evaluation
-from fscore.course import CourseBuilder
+from fscore.course import CourseBuilder, checked_builder
 from fscore.courselog import course_finished, first_manifest, publish_finished, publish_manifest, publish_started
 from fscore.deployment import (
     EXIT_CONFIG,
@@ -39,7 +38,7 @@ from fscore.deployment import (
     serve,
     service_config,
 )
-from fscore.errors import ConfigError, TransportError
+from fscore.errors import CompletenessError, ConfigError, TransportError
 from fscore.log_setup import configure_logging
 from fscore.message import COORDINATOR
 from fscore.results import RunWriter, course_summary
@@ -53,9 +52,9 @@ def build_coordinator(config_path: Path, overrides: list[str]) -> Coordinator:
     return builder.coordinator(Outbox())
 
 
-def run(config: CourseConfig, output: Path | None) -> int:
+def run(builder: CourseBuilder, output: Path | None) -> int:
     started = time.perf_counter()
-    builder = CourseBuilder(config)
+    config = builder.config
     incarnation = new_incarnation()
     topics, catalog = builder.topics, builder.catalog
     try:
@@ -128,16 +127,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(json=args.command == "serve")
     try:
-        config = service_config(args.config, args.overrides)
+        builder = checked_builder(service_config(args.config, args.overrides))
     except ConfigError as exc:
         print(f"fscope-coordinator: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except CompletenessError as exc:
+        log.error("course_incomplete", problems=exc.problems)
+        print(f"fscope-coordinator: the course is incomplete: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.command == "describe":
-        for line in CourseBuilder(config).coordinator(Outbox()).handlers.describe():
+        for line in builder.coordinator(Outbox()).handlers.describe():
             print(line)
         return EXIT_OK
     try:
-        return run(config, args.output)
+        return run(builder, args.output)
     except TransportError as exc:  # the broker went away for longer than transport.kafka.outage_limit_s
         log.error("kafka_unreachable", error=str(exc))
         return EXIT_TRANSPORT

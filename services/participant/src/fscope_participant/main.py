@@ -21,7 +21,7 @@ import structlog
 
 from fscore.communicator import Communicator
 from fscore.config import CourseConfig
-from fscore.course import CourseBuilder, participant_address
+from fscore.course import CourseBuilder, checked_builder, participant_address
 from fscore.courselog import course_finished
 from fscore.deployment import (
     EXIT_CONFIG,
@@ -34,7 +34,7 @@ from fscore.deployment import (
     serve,
     service_config,
 )
-from fscore.errors import ConfigError, TransportError
+from fscore.errors import CompletenessError, ConfigError, TransportError
 from fscore.log_setup import configure_logging
 from fscore.message import PARTICIPANT
 from fscore.participant import Participant
@@ -54,8 +54,8 @@ def _check_index(config: CourseConfig, index: int) -> None:
         raise ConfigError(f"participant index {index} is outside 0..{config.participants - 1}")
 
 
-def run(config: CourseConfig, index: int) -> int:
-    builder = CourseBuilder(config)
+def run(builder: CourseBuilder, index: int) -> int:
+    config = builder.config
     address = participant_address(index)
     try:
         transport = connect(config, builder.topics)
@@ -70,6 +70,7 @@ def run(config: CourseConfig, index: int) -> int:
     communicator = Communicator(transport, builder.topics, builder.catalog, address)
     participant = builder.participant(index, communicator, incarnation=new_incarnation(), alone=True)
     communicator.subscribe(PARTICIPANT)
+    participant.log_handlers()
     log.info("serving", course=config.course_id, participant=address, train=len(participant.data.train),
              test=len(participant.data.test))
     participant.start()  # join_in; a restarted participant joins again and gets its id again
@@ -97,18 +98,23 @@ def main(argv: list[str] | None = None) -> int:
         config = service_config(args.config, args.overrides)
         index = args.index if args.index is not None else int(os.environ.get("FSCOPE_PARTICIPANT_INDEX", "-1"))
         _check_index(config, index)
+        builder = checked_builder(config)
     except (ConfigError, ValueError) as exc:
         print(f"fscope-participant: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except CompletenessError as exc:
+        log.error("course_incomplete", problems=exc.problems)
+        print(f"fscope-participant: the course is incomplete: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.command == "describe":
-        participant = CourseBuilder(config).participant(index, Outbox(), alone=True)
+        participant = builder.participant(index, Outbox(), alone=True)
         print(f"{participant.address}: {len(participant.data.train)} train / {len(participant.data.test)} test "
               f"examples, backend {participant.trainer.backend}")
         for line in participant.handlers.describe():
             print(line)
         return EXIT_OK
     try:
-        return run(config, index)
+        return run(builder, index)
     except TransportError as exc:  # the broker went away for longer than transport.kafka.outage_limit_s
         log.error("kafka_unreachable", error=str(exc))
         return EXIT_TRANSPORT

@@ -37,8 +37,9 @@ def test_average_refuses_mismatched_shapes():
 
 def test_server_lr_must_be_positive_and_unknown_options_are_named():
     import fscore.config as cfg
+    from fscore.course import CourseBuilder
 
     with pytest.raises(cfg.ConfigError, match=r"aggregator.server_lr: Input should be greater than 0 \(got 0\)"):
-        cfg.config_from_dict({}, ["aggregator.server_lr=0"])
+        CourseBuilder(cfg.config_from_dict({}, ["aggregator.server_lr=0"]))
     with pytest.raises(cfg.ConfigError, match=r"aggregator.momentum: fedavg has no option 'momentum'"):
-        cfg.config_from_dict({}, ["aggregator.momentum=0.9"])
+        CourseBuilder(cfg.config_from_dict({}, ["aggregator.momentum=0.9"]))

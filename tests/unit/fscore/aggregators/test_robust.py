@@ -10,7 +10,9 @@ from scipy import stats
 from fscore.aggregators import ClientUpdate, make_aggregator
 from fscore.aggregators.robust import bulyan, coordinate_median, krum_scores, squared_distances, trimmed_mean
 from fscore.config import config_from_dict
+from fscore.course import CourseBuilder
 from fscore.errors import ConfigError
+from fscore.worker import Outbox
 
 ZERO = {"w": np.zeros(3, np.float32), "b": np.zeros(1, np.float32)}
 
@@ -124,11 +126,11 @@ def test_integer_tensors_stay_integers():
 ])
 def test_robust_options_that_cannot_work_are_refused_before_the_course_naming_the_key(overrides, message):
     with pytest.raises(ConfigError, match=None) as err:
-        config_from_dict({}, overrides)
+        CourseBuilder(config_from_dict({}, overrides))  # extensions are checked when the course is built
     assert message in str(err.value)
 
 
 def test_time_up_courses_are_not_refused_for_a_robust_rule():
     config = config_from_dict({}, ["aggregator.name=krum", "aggregator.byzantine=2",
                                    "strategy.name=async_time_aggr_unif", "strategy.time_budget_s=5"])
-    assert config.aggregator.build().min_updates == 7
+    assert CourseBuilder(config).coordinator(Outbox()).aggregator.min_updates == 7

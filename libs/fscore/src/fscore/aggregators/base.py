@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from fscore.interfaces import RequiredMethods, abstract
+from fscore.registry import Registry
 
 Params = Mapping[str, np.ndarray]
 
@@ -66,23 +67,22 @@ class Aggregator(RequiredMethods):
         raise NotImplementedError
 
 
-_REGISTRY: dict[str, Callable[..., Aggregator]] = {}
+AGGREGATORS: Registry[Aggregator] = Registry("aggregator")
 
 
 def register_aggregator(name: str, factory: Callable[..., Aggregator]) -> None:
     """``factory`` is called with the ``aggregator`` config section's other keys as keywords
     (``server_lr``, ``byzantine``). Decorate it with ``pydantic.validate_call`` and a bad or
-    unknown option is refused before the course starts, naming the key."""
-    _REGISTRY[name] = factory
+    unknown option is refused before the course starts, naming the key. An installed package
+    can instead declare it as an entry point of group ``fscope.aggregators``; a config can also
+    name it as ``module:attr``."""
+    AGGREGATORS.register(name, factory)
 
 
 def aggregator_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return AGGREGATORS.names()
 
 
 def make_aggregator(name: str, **options: Any) -> Aggregator:
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown aggregator {name!r}; known: {', '.join(aggregator_names())}") from None
-    return factory(**options)
+    """Build ``name`` with ``options``; errors are ConfigErrors naming the ``aggregator`` key."""
+    return AGGREGATORS.build(name, options, key="aggregator.name", options_key="aggregator")

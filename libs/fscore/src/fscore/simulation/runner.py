@@ -21,7 +21,6 @@ from fscore.course import CourseBuilder, participant_address
 from fscore.courselog import publish_finished, publish_manifest
 from fscore.driver import pump
 from fscore.errors import CourseStalled
-from fscore.flowgraph import check_course
 from fscore.intake import DecodeCache, IntakeCounts
 from fscore.message import COORDINATOR, PARTICIPANT, Message
 from fscore.participant import Participant
@@ -86,7 +85,7 @@ def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, prog
         participants[worker.address] = (worker, comm)
 
     workers = [p for p, _ in participants.values()]
-    check_course([coordinator, workers[0]], builder.catalog)
+    builder.flow_graph().raise_for_problems()
     coordinator.log_handlers()
     workers[0].log_handlers()
     _drive(coordinator, coord_comm, participants, addressed, network, config, progress)

@@ -1,0 +1,132 @@
+"""Plug-ins (paper §3.6, Figures 5 and 6): new behaviour added to a worker without touching coordination code.
+
+A plug-in is one small class. Given to a worker (the coordinator, every participant, or chosen
+participants: the ``plugins:`` config section), it can
+
+- register handlers and conditions in :meth:`Plugin.install` (replacing a default gives the usual
+  overwrite warning, naming both handlers);
+- bring message types with their own Avro payload schemas (:meth:`Plugin.message_types`);
+- transform the payloads its worker sends and receives (:meth:`Plugin.outgoing`,
+  :meth:`Plugin.incoming`). The worker runs its plug-ins' transforms in the order the config lists
+  them, on every message, after the handler that sent it and before the handler that takes it:
+  DP noise, masking, encryption and poisoning are all such transforms;
+- keep state. A plug-in's state must be a function of the course config and of the messages its
+  worker handled, and its randomness drawn from :meth:`Plugin.rng` (seeded by course, plug-in,
+  participant and the caller's stream). Then a restarted coordinator that re-feeds its inbox, and
+  ``fscope replay``, rebuild the state exactly, as they do the coordinator's own.
+
+Plug-ins are found like every other extension (:mod:`fscore.registry`): registered here by name,
+declared by an installed package as an entry point of group ``fscope.plugins``, or named in the
+config as ``module:attr``. Their options are a pydantic model, so a bad or unknown option is
+refused before the course starts with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from fscore.message import COORDINATOR, PARTICIPANT, Message, Role
+from fscore.registry import Registry
+from fscore.worker import BaseWorker
+
+#: the stream of plug-in randomness, beside the course's own (fscore.course)
+_STREAM_PLUGINS = 6
+
+
+@dataclass(frozen=True)
+class PluginContext:
+    """What a plug-in knows of where it runs: the course, its worker's role and (participants) index."""
+
+    course: str
+    seed: int
+    role: Role
+    index: int | None = None  # the participant's index; None at the coordinator
+
+
+@dataclass(frozen=True)
+class MessageType:
+    """A message type a plug-in brings: its name, the role that receives it, and its payload's Avro schema."""
+
+    name: str
+    receiver: Role
+    schema: dict[str, Any]
+
+    @staticmethod
+    def from_file(name: str, receiver: Role, path: str | Path) -> MessageType:
+        """The schema read from an ``.avsc`` file (give ``Path(__file__).with_name(...)`` for one beside the code)."""
+        return MessageType(name, receiver, json.loads(Path(path).read_text()))
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Plugin:
+    """Base class of plug-ins; override what the plug-in does, leave the rest."""
+
+    #: the name it is registered under (also used in logs and to seed its randomness)
+    name: ClassVar[str] = ""
+    #: the roles it may be given to; the course refuses a config that gives it to another
+    roles: ClassVar[frozenset[str]] = frozenset({COORDINATOR, PARTICIPANT})
+    #: its options (``plugins[i].options``), as a pydantic model; unknown keys are refused
+    Options: ClassVar[type[BaseModel]] = NoOptions
+
+    def __init__(self, context: PluginContext, **options: Any) -> None:
+        self.context = context
+        self.options = self.Options(**options)
+
+    @property
+    def label(self) -> str:
+        return self.name or type(self).__name__
+
+    @classmethod
+    def message_types(cls) -> Sequence[MessageType]:
+        """Message types this plug-in adds to the course's catalog (every worker can then decode them)."""
+        return ()
+
+    def install(self, worker: BaseWorker) -> None:
+        """Register handlers and conditions on ``worker`` (``worker.register``, ``worker.add_condition``)."""
+
+    def outgoing(self, worker: BaseWorker, message: Message) -> Message:
+        """The message ``worker`` sends instead of ``message`` (same type; return it unchanged to pass)."""
+        return message
+
+    def incoming(self, worker: BaseWorker, message: Message) -> Message:
+        """The message ``worker``'s handler is given instead of ``message``. Raise
+        :class:`~fscore.errors.RejectedMessage` to refuse it: it is dead-lettered like any refused record."""
+        return message
+
+    def rng(self, *stream: int) -> np.random.Generator:
+        """A generator for one stream of this plug-in's draws (e.g. ``self.rng(round)``): the same in every
+        run, process, recovery and replay of the course, and independent of every other stream."""
+        c = self.context
+        where = 0 if c.index is None else c.index + 1
+        return np.random.default_rng([c.seed, _STREAM_PLUGINS, zlib.crc32(self.label.encode()), where, *stream])
+
+
+def replace_payload(message: Message, **changes: Any) -> Message:
+    """``message`` with some payload fields replaced: what a transform usually returns."""
+    return dataclasses.replace(message, payload={**message.payload, **changes})
+
+
+PLUGINS: Registry[Plugin] = Registry("plugin", {
+    "model_poisoning": "fscore.attacks.poisoning:ModelPoisoning",
+})
+
+
+def register_plugin(name: str, plugin: type[Plugin] | str) -> None:
+    """Make ``plugin`` (a class, or its ``module:attr``) available to configs as ``name``."""
+    PLUGINS.register(name, plugin)
+
+
+def plugin_names() -> list[str]:
+    return PLUGINS.names()
