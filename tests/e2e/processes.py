@@ -34,8 +34,8 @@ def raw_records(bootstrap: str, topic: str) -> list:
     return sorted(out, key=lambda m: (m.partition(), m.offset()))
 
 
-def start(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
 
 
 def wait_for(predicate, what: str, timeout: float = 300, watch: tuple = ()) -> None:

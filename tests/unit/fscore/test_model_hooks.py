@@ -43,11 +43,11 @@ def test_a_custom_model_takes_its_layout_from_the_config_and_is_initialised_over
     (["model.name=custom", "model.layout=[{name: w, shape: [2, 2]}, {name: w, shape: [2]}]"],
      "model.layout: parameters ['w'] are declared more than once"),
     (["model.builders={tensorflow: not-a-hook}"], "model.builders.tensorflow: 'not-a-hook' is not module:function"),
-    (["trainer.factory=nope"], "trainer.factory: String should match pattern"),
+    (["trainer.factory=nope"], "trainer.factory: unknown trainer 'nope'"),
 ])
 def test_bad_model_declarations_name_the_key(example_config, overrides, expected):
     with pytest.raises(ConfigError) as err:
-        load_config(example_config, overrides)
+        CourseBuilder(load_config(example_config, overrides))
     assert expected in str(err.value)
 
 

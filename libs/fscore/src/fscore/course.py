@@ -29,7 +29,7 @@ from fscore.registry import resolve_path
 from fscore.simulation.device import DeviceProfile, device_profiles
 from fscore.strategy import Strategy
 from fscore.topics import CourseTopics
-from fscore.trainers.base import NoOpTrainer, Trainer
+from fscore.trainers.base import TRAINERS, NoOpTrainer, Trainer
 from fscore.validation import build_aggregator, build_plugin, build_sampler, plugin_class, validate_course
 from fscore.worker import BaseWorker, Outbox
 from fstranslation import TensorLimits
@@ -195,7 +195,7 @@ class CourseBuilder:
         cfg = self.config.trainer
         seed = (self.config.seed, _STREAM_TRAINER, index)
         if cfg.factory is not None:
-            trainer = import_object(cfg.factory, "trainer.factory")(self.model_spec, cfg, seed)
+            trainer = TRAINERS.resolve(cfg.factory, "trainer.factory")(self.model_spec, cfg, seed)
             if not isinstance(trainer, Trainer):
                 raise ConfigError(f"trainer.factory: {cfg.factory} returned {type(trainer).__name__}, not a Trainer")
             return trainer

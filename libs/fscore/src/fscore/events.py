@@ -88,6 +88,28 @@ class HandlerRegistry:
         self._entries[event] = entry
         return entry
 
+    def extend(self, event: Event, handler: Handler, emits: Iterable[str] = ()) -> HandlerEntry:
+        """Run ``handler`` right after the handler in effect for ``event`` (alone if there is none).
+
+        What a plug-in uses to add to a default instead of replacing it: nothing is lost, so there is
+        no overwrite warning. The entry emits what both declare; it is named after both.
+        """
+        previous = self._entries.get(event)
+        if previous is None:
+            return self.register(event, handler, emits)
+        first = previous.handler
+
+        def both(message: Any) -> None:
+            first(message)
+            handler(message)
+
+        added = HandlerEntry(event, handler, frozenset(emits))
+        both.__qualname__ = f"{previous.handler_name} + {added.handler_name}"
+        entry = HandlerEntry(event, both, previous.emits | added.emits)
+        log.debug("handler_extended", worker=self.owner, on=str(event), handler=both.__qualname__)
+        self._entries[event] = entry
+        return entry
+
     def get(self, event: Event) -> HandlerEntry | None:
         return self._entries.get(event)
 

@@ -105,6 +105,11 @@ class Plugin:
         :class:`~fscore.errors.RejectedMessage` to refuse it: it is dead-lettered like any refused record."""
         return message
 
+    def summary(self) -> dict[str, Any]:
+        """What the plug-in reports at the end of a course (JSON-able): a coordinator's plug-ins go into
+        ``summary.json`` under ``plugins``, keyed by their label."""
+        return {}
+
     def rng(self, *stream: int) -> np.random.Generator:
         """A generator for one stream of this plug-in's draws (e.g. ``self.rng(round)``): the same in every
         run, process, recovery and replay of the course, and independent of every other stream."""

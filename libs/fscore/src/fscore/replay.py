@@ -66,6 +66,7 @@ class ReplayReport:
     ignored: list[str] = field(default_factory=list)  # records on the model topics the coordinator did not send
     history: list[dict[str, Any]] = field(default_factory=list)
     final_sha256: str = ""
+    plugins: dict[str, Any] = field(default_factory=dict)  # the rebuilt coordinator's plug-ins' summaries
 
     @property
     def inbox_records(self) -> int:
@@ -149,13 +150,14 @@ def replay_course(transport: Transport, course: str, *, topic_prefix: str = "fsc
                                coordinator_incarnations(transport, topics, builder.catalog), report.ignored)
     _compare(report, replayed, recorded)
     report.final_sha256 = tensors_sha256(catalog, coordinator.params)
+    report.plugins = {p.label: p.summary() for p in coordinator.plugins}
     writer.summary({"course_id": course, "replayed": True, "strategy": config.strategy.name,
                     "participants": config.participants, "inbox_records": report.inbox_records,
                     "rejected": report.rejected, "undecodable": report.undecodable, "intake": report.intake,
                     "checked": report.checked, "mismatches": report.mismatches, "ignored": len(report.ignored),
                     "model_sha256": report.final_sha256,
                     "final_metrics": report.history[-1] if report.history else {},
-                    **course_statistics(coordinator)})
+                    **course_statistics(coordinator), **({"plugins": report.plugins} if report.plugins else {})})
     return report
 
 

@@ -91,7 +91,8 @@ def course_summary(config: CourseConfig, coordinator: Coordinator, codec: WireCo
         "virtual_time_s": coordinator.now, "target": e.target, "time_to_target_s": reached,
         "time_to_target_h": None if reached is None else reached / 3600.0,
         "wall_time_s": round(time.perf_counter() - started, 3),
-        "model_sha256": model_sha256(coordinator.params, codec), **course_statistics(coordinator)}
+        "model_sha256": model_sha256(coordinator.params, codec), **course_statistics(coordinator),
+        **({"plugins": {p.label: p.summary() for p in coordinator.plugins}} if coordinator.plugins else {})}
 
 
 @dataclass

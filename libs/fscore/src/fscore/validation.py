@@ -17,6 +17,7 @@ from fscore.errors import ConfigError
 from fscore.plugins import PLUGINS, Plugin, PluginContext
 from fscore.samplers import Sampler, make_sampler
 from fscore.strategy import Strategy
+from fscore.trainers.base import TRAINERS
 
 
 def build_aggregator(config: CourseConfig) -> Aggregator:
@@ -33,8 +34,9 @@ def plugin_class(key: str, entry: PluginConfig) -> type[Plugin]:
     if not (isinstance(found, type) and issubclass(found, Plugin)):
         raise ConfigError(f"{key}.name: {entry.name!r} is {type(found).__name__} {found!r}, not a subclass of "
                           "fscore.plugins.Plugin")
-    if entry.role not in found.roles:
-        raise ConfigError(f"{key}.role: plug-in {entry.name} cannot be given to a {entry.role} (only to "
+    wanted = {"coordinator", "participant"} if entry.role == "all" else {entry.role}
+    if not wanted <= found.roles:
+        raise ConfigError(f"{key}.role: plug-in {entry.name} cannot be given to {entry.role} (only to "
                           f"{' or '.join(sorted(found.roles))})")
     return found
 
@@ -50,9 +52,13 @@ def validate_course(config: CourseConfig, plugins: Sequence[tuple[str, PluginCon
     aggregator = build_aggregator(config)
     build_sampler(config.strategy)
     _check_aggregator(config, aggregator)
+    factory = config.trainer.factory
+    if factory is not None and factory not in TRAINERS:  # not imported here: it may need torch, the coordinator not
+        TRAINERS.resolve(factory, "trainer.factory")  # raises, naming the key and the known trainers
     for key, entry, cls in plugins:
-        build_plugin(key, entry, cls, PluginContext(config.course_id, config.seed, entry.role,
-                                                     None if entry.role == "coordinator" else 0))
+        role = "coordinator" if entry.role == "coordinator" else "participant"
+        build_plugin(key, entry, cls, PluginContext(config.course_id, config.seed, role,
+                                                     None if role == "coordinator" else 0))
 
 
 def _check_aggregator(config: CourseConfig, aggregator: Aggregator) -> None:

@@ -39,6 +39,8 @@ class Extension(Protocol):
     @property
     def label(self) -> str: ...
 
+    def summary(self) -> dict[str, Any]: ...
+
     def install(self, worker: BaseWorker) -> None: ...
 
     def outgoing(self, worker: BaseWorker, message: Message) -> Message: ...
@@ -76,6 +78,10 @@ class BaseWorker:
 
     def register(self, event: Event, handler: Handler, emits: Iterable[str] = ()) -> None:
         self.handlers.register(event, handler, emits)
+
+    def extend(self, event: Event, handler: Handler, emits: Iterable[str] = ()) -> None:
+        """Run ``handler`` after the handler in effect for ``event``, keeping it (see HandlerRegistry.extend)."""
+        self.handlers.extend(event, handler, emits)
 
     def add_condition(self, condition: Condition) -> None:
         self.conditions[condition.name] = condition

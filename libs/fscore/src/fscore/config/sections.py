@@ -85,8 +85,9 @@ class TrainerConfig(_Strict):
     adapters: dict[Backend, str] = Field(default_factory=dict, description=(
         "backend -> module[:object] exposing to_wire/from_wire: a participant's own encode and decode between "
         "its model's parameters and the agreed layout, instead of the backend's adapter"))
-    factory: str | None = Field(None, pattern=_HOOK, description=(
-        "module:function(ModelSpec, TrainerConfig, seed) -> Trainer: a trainer of your own, for every "
+    factory: str | None = Field(None, min_length=1, description=(
+        "a registered trainer, an entry point of group fscope.trainers, or module:function; called as "
+        "(ModelSpec, TrainerConfig, seed) -> Trainer: a trainer of your own, for every "
         "participant of this config (a process's own config over Kafka)"))
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = Field(0.1, gt=0)
@@ -224,9 +225,10 @@ class PluginConfig(_Strict):
     """
 
     name: str = Field(min_length=1)
-    role: Literal["coordinator", "participant"] = "participant"
+    role: Literal["coordinator", "participant", "all"] = Field("participant", description=(
+        "who gets it: the coordinator, participants, or all workers (a plug-in with both ends of a message)"))
     participants: list[int] | None = Field(None, description=(
-        "participant role: the indices that get it (default: every participant)"))
+        "participant or all: the participants that get it (default: every participant)"))
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -237,6 +239,6 @@ class PluginConfig(_Strict):
 
     def applies_to(self, role: str, index: int | None) -> bool:
         """Whether the worker of ``role`` (participant ``index``) gets this plug-in."""
-        if role != self.role:
+        if self.role not in (role, "all"):
             return False
-        return self.participants is None or index in self.participants
+        return role == "coordinator" or self.participants is None or index in self.participants

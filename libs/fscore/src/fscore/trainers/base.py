@@ -6,7 +6,7 @@ participant never converts; each trainer converts with its backend's adapter.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +14,7 @@ import numpy as np
 from fscore.config import TrainerConfig
 from fscore.data.dataset import Dataset
 from fscore.interfaces import RequiredMethods, abstract
+from fscore.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -105,3 +106,13 @@ def train_result(cfg: TrainerConfig, num_samples: int, steps: int, seen: int, to
     """What every trainer reports after local training: mean loss, steps, and FedNova's effective steps."""
     return TrainResult(num_samples, {"loss": total_loss / max(seen, 1), "steps": float(steps),
                                      "effective_steps": effective_steps(steps, cfg)}, seen)
+
+
+#: trainers a config names in ``trainer.factory``: factories called as (ModelSpec, TrainerConfig, seed)
+TRAINERS: Registry[Trainer] = Registry("trainer")
+
+
+def register_trainer(name: str, factory: Callable[..., Trainer] | str) -> None:
+    """Make ``factory`` available as ``trainer.factory: name``; an installed package can instead declare it
+    as an entry point of group ``fscope.trainers``."""
+    TRAINERS.register(name, factory)
