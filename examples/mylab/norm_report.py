@@ -90,7 +90,7 @@ class NormReport(Plugin):
     # -- coordinator ------------------------------------------------------------------------
 
     def on_update_norm(self, worker: Any, message: Message) -> None:
-        if message.sender not in worker.state.participants:
+        if message.sender not in worker.state.membership.participants:
             raise RejectedMessage(f"update_norm from unknown sender {message.sender!r}")
         self.reports.setdefault(message.sender, []).append(message.payload["norm"])
         self.clipped += bool(message.payload["clipped"])

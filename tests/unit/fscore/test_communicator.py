@@ -42,7 +42,7 @@ def test_garbage_and_invalid_records_are_dead_lettered_and_the_worker_goes_on():
     send_join(Communicator(log, topics, catalog, "p2"), "p2")
     handled = pump(coordinator, comm)
     assert handled == 3  # two joins and the rejected update; the garbage never reached a handler
-    assert set(coordinator.state.participants) == {"p1", "p2"}
+    assert set(coordinator.state.membership.participants) == {"p1", "p2"}
     assert coordinator.state.phase == "training"  # the course went on
     dlq = list(log.read(topics.dlq))
     assert dlq[0].value == b"\x00garbage"

@@ -54,9 +54,9 @@ def test_update_with_wrong_tensor_shape_is_rejected_naming_tensor_and_shapes():
     with pytest.raises(RejectedMessage, match=r"participant a sent tensor `fc.weight` with shape \(64, 10\); "
                                               r"the course expects \(10, 64\)"):
         c.handle(update("a", bad))
-    assert c.state.updates == []
+    assert c.state.buffer.updates == []
     c.handle(update("a", PARAMS))  # the participant can still send a good update
-    assert [u.sender for u in c.state.updates] == ["a"]
+    assert [u.sender for u in c.state.buffer.updates] == ["a"]
 
 
 def test_unknown_sender_and_wrong_round_are_rejected_and_state_survives():
@@ -69,7 +69,7 @@ def test_unknown_sender_and_wrong_round_are_rejected_and_state_survives():
         c.handle(update("b", PARAMS, rnd=7))
     with pytest.raises(RejectedMessage, match="second model_update from 'a'"):
         c.handle(update("a", PARAMS))
-    assert [u.sender for u in c.state.updates] == ["a"]
+    assert [u.sender for u in c.state.buffer.updates] == ["a"]
 
 
 def test_round_aggregates_then_evaluates_then_finishes():
@@ -118,7 +118,7 @@ def test_a_participant_whose_model_does_not_fit_is_refused_and_the_course_goes_o
     assert not outbox.of_type("model_parameters")
     join_with_layout(c, "b", [{"name": k, "shape": list(v.shape), "dtype": "float32"} for k, v in PARAMS.items()])
     (broadcast,) = outbox.of_type("model_parameters")  # two joined and one refused: the course starts
-    assert broadcast.receivers == ("a", "b") and set(c.state.refused) == {"tf"}
+    assert broadcast.receivers == ("a", "b") and set(c.state.membership.refused) == {"tf"}
     with pytest.raises(RejectedMessage, match="model_update from unknown sender 'tf'"):
         c.handle(update("tf", PARAMS))
 
@@ -161,13 +161,13 @@ def test_the_deadline_waits_for_min_participants_and_is_ignored_once_everyone_jo
     c, outbox = deadline_coordinator(n=3, min_participants=2)
     join(c, "a")
     ring(c, outbox)
-    assert c.state.phase == "joining" and c.state.join_closed
+    assert c.state.phase == "joining" and c.state.membership.join_closed
     join(c, "b")
     assert outbox.of_type("model_parameters")[0].receivers == ("a", "b")
     c2, outbox2 = deadline_coordinator(n=2)
     join(c2, "a", "b")
     ring(c2, outbox2)  # late: the course started at the second join already
-    assert len(outbox2.of_type("model_parameters")) == 1 and not c2.state.join_closed
+    assert len(outbox2.of_type("model_parameters")) == 1 and not c2.state.membership.join_closed
 
 
 def test_a_deployed_coordinator_rings_the_join_deadline_on_the_wall_clock():

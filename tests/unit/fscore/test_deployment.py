@@ -44,7 +44,7 @@ def test_a_restarted_coordinator_resumes_its_reply_countdown_from_the_records_ti
     now = [written + 9.0]  # the restart comes 9 s after the models went out
     alarm = WallAlarm(c, clock=lambda: now[0])
     assert recover(c, log, topics, catalog, observe=alarm.observe_record) == 2
-    assert c.state.dispatch == 1 and not outbox.sent  # what recovery re-did was sent already
+    assert c.state.requests.dispatch == 1 and not outbox.sent  # what recovery re-did was sent already
     alarm()
     assert not outbox.of_type("alarm")
     now[0] = written + 10.0  # 10 s after the dispatch, not 10 s after the restart

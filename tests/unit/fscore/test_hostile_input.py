@@ -80,7 +80,7 @@ class Course:
 
 def state_of(c: Coordinator) -> tuple:
     s = c.state
-    return (s.phase, s.round, len(s.updates), c.now, tuple(sorted(s.busy)), len(s.eval_replies),
+    return (s.phase, s.round, len(s.buffer.updates), c.now, tuple(sorted(s.requests.busy)), len(s.evaluation.replies),
             {k: v.tobytes() for k, v in c.params.items()})
 
 
@@ -207,7 +207,7 @@ def test_an_envelope_of_another_course_is_refused():
     pump(course.coordinator, course.comm)
     (dead,) = course.log.read(course.topics.dlq)
     assert "is for course 'other', not 'c'" in dead.header("fscope.reason").decode()
-    assert not course.coordinator.state.participants
+    assert not course.coordinator.state.membership.participants
 
 
 def test_a_rejected_message_does_not_take_its_id_from_the_real_one():

@@ -141,7 +141,7 @@ def test_fresh_updates_average_exactly_as_plain_fedavg():
 def test_goal_achieved_aggregates_after_k_updates_and_after_aggregating_tops_up_the_concurrency():
     c, outbox = coordinator(8, 4, name="async_goal_aggr_unif", min_received=2)
     (first,) = sent_to(outbox)
-    assert len(first) == 4 and len(c.state.busy) == 4
+    assert len(first) == 4 and len(c.state.requests.busy) == 4
     a, b, rest = first[0], first[1], first[2:]
     c.handle(update(a, 0, 1.0, ts=1.0))
     assert c.state.round == 0 and len(sent_to(outbox)) == 1  # after_aggregating: nothing sent on receipt
@@ -150,14 +150,14 @@ def test_goal_achieved_aggregates_after_k_updates_and_after_aggregating_tops_up_
     second = sent_to(outbox)[1]
     assert len(second) == 2 and not set(second) & set(rest)  # two idle participants replace the two that reported
     assert outbox.of_type("model_parameters")[1].timestamp == 2.0  # the broadcast inherits the trigger's time
-    assert len(c.state.busy) == 4
+    assert len(c.state.requests.busy) == 4
 
 
 def test_after_receiving_sends_the_current_model_to_an_idle_participant_at_once():
     c, outbox = coordinator(6, 3, name="async_goal_rece_unif", min_received=2)
     (first,) = sent_to(outbox)
     c.handle(update(first[0], 0, 1.0, ts=1.0))
-    assert len(sent_to(outbox)) == 2 and len(sent_to(outbox)[1]) == 1 and len(c.state.busy) == 3
+    assert len(sent_to(outbox)) == 2 and len(sent_to(outbox)[1]) == 1 and len(c.state.requests.busy) == 3
     c.handle(update(first[1], 0, 1.0, ts=1.5))
     # the goal is reached first, then the idle slot gets the aggregated model (round 1)
     last = outbox.of_type("model_parameters")[-1]
@@ -174,9 +174,9 @@ def test_updates_staler_than_the_toleration_are_dropped_and_counted_not_dead_let
     assert c.state.aggregations[-1].staleness == (1,)
     c.handle(update(nxt, 1, 1.0, ts=2.5))  # round 3
     c.handle(update(slow, 0, 9.0, ts=3.0))  # staleness 3 > 1: dropped, not rejected
-    assert c.state.dropped == [(slow, 3)] and slow not in c.state.busy
+    assert c.state.buffer.dropped == [(slow, 3)] and slow not in c.state.requests.busy
     c.handle(update(outbox.of_type("model_parameters")[-1].receivers[0], 3, 1.0, ts=4.0))
-    assert c.state.aggregations[-1].dropped == ((slow, 3),) and c.state.dropped == []
+    assert c.state.aggregations[-1].dropped == ((slow, 3),) and c.state.buffer.dropped == []
 
 
 def test_an_update_nobody_asked_for_is_rejected_and_the_participant_stays_usable():
@@ -188,7 +188,7 @@ def test_an_update_nobody_asked_for_is_rejected_and_the_participant_stays_usable
     with pytest.raises(RejectedMessage, match="is for round 3, but it was sent the model of round 0"):
         c.handle(update(first[0], 3, 1.0, ts=1.0))
     c.handle(update(first[0], 0, 1.0, ts=1.0))
-    assert [u.sender for u in c.state.updates] == [first[0]]
+    assert [u.sender for u in c.state.buffer.updates] == [first[0]]
 
 
 def test_time_up_sends_itself_an_alarm_at_the_deadline_and_aggregates_what_arrived_before_it():
@@ -231,7 +231,7 @@ def test_a_wall_clock_alarm_rings_once_per_budget_even_when_the_virtual_deadline
     alarm()
     (first,) = outbox.of_type("alarm")
     c.handle(first)  # nothing arrived: a new budget, although virtual time has not moved
-    assert c.state.budget == 2 and c.state.deadline == 5.0
+    assert c.state.timer.number == 2 and c.state.timer.deadline == 5.0
     alarm()  # the countdown of budget 2 starts now, at 105
     now[0] = 110.0
     alarm()
@@ -248,7 +248,7 @@ def test_sync_os_over_selects_aggregates_the_first_k_and_drops_the_stragglers():
     fresh = sent_to(outbox)[1]
     assert len(fresh) == 6 and not set(fresh) & set(cohort[4:])  # stragglers are still busy: not re-sampled
     c.handle(update(cohort[4], 0, 1.0, ts=9.0))
-    assert c.state.dropped == [(cohort[4], 1)]
+    assert c.state.buffer.dropped == [(cohort[4], 1)]
 
 
 def test_sync_vanilla_waits_for_all_and_evaluates_on_every_participant():
@@ -281,11 +281,11 @@ def test_a_sync_round_goes_on_without_a_participant_that_missed_its_reply_deadli
     c.handle(deadline)
     assert c.state.round == 1 and c.params["w"].tolist() == [2.0] * 3
     assert c.state.aggregations[-1].senders == ("p0", "p1")
-    assert c.state.unresponsive == {"p2": 1} and c.state.timeouts == {"p2": 1}
+    assert c.state.membership.unresponsive == {"p2": 1} and c.state.membership.timeouts == {"p2": 1}
     assert sent_to(outbox, "evaluate") == [("p0", "p1")]  # not asked again until heard from
     with pytest.raises(RejectedMessage, match="'p2' for round 0 came after its reply deadline"):
         c.handle(update("p2", 0, 9.0, ts=30.0))
-    assert c.state.unresponsive == {}  # it is alive after all: it may be sampled again
+    assert c.state.membership.unresponsive == {}  # it is alive after all: it may be sampled again
 
 
 def test_an_evaluation_is_recorded_with_whoever_answered_by_its_deadline():
@@ -298,9 +298,9 @@ def test_an_evaluation_is_recorded_with_whoever_answered_by_its_deadline():
     c.handle(metrics("p0", 1, ts=2.0))
     c.handle(metrics("p1", 1, ts=3.0))
     c.handle(reply_alarms(outbox)[0])  # the training deadline: everyone answered it, nothing happens
-    assert c.state.phase == "evaluating" and not c.state.timeouts
+    assert c.state.phase == "evaluating" and not c.state.membership.timeouts
     c.handle(evaluation_deadline)
-    assert len(c.state.history) == 1 and c.state.unresponsive == {"p2": 2}
+    assert len(c.state.history) == 1 and c.state.membership.unresponsive == {"p2": 2}
     assert sent_to(outbox)[-1] == ("p0", "p1")  # the next cohort leaves p2 out
 
 
@@ -312,7 +312,7 @@ def test_sync_os_aggregates_what_arrived_once_everyone_left_was_given_up_on():
     assert c.state.round == 0  # the goal is 4
     c.handle(reply_alarms(outbox)[0])
     assert c.state.round == 1 and c.state.aggregations[-1].senders == tuple(sorted(cohort[:3]))
-    assert sorted(c.state.unresponsive) == sorted(cohort[3:])
+    assert sorted(c.state.membership.unresponsive) == sorted(cohort[3:])
 
 
 def test_an_async_course_hands_the_places_of_participants_given_up_on_to_others():
@@ -322,16 +322,16 @@ def test_an_async_course_hands_the_places_of_participants_given_up_on_to_others(
     replacement = sent_to(outbox)[-1]
     c.handle(reply_alarms(outbox)[0])  # three of the first four never answered
     given_up = set(first[1:])
-    assert set(c.state.unresponsive) == given_up
+    assert set(c.state.membership.unresponsive) == given_up
     refill = sent_to(outbox)[-1]
-    assert not given_up & set(refill) and len(c.state.busy) == 3  # only three are left who may be asked
-    assert set(c.state.busy) == {first[0], *replacement, *refill} - given_up
+    assert not given_up & set(refill) and len(c.state.requests.busy) == 3  # only three are left who may be asked
+    assert set(c.state.requests.busy) == {first[0], *replacement, *refill} - given_up
 
 
 def test_when_everyone_was_given_up_on_everyone_is_asked_again():
     c, outbox = coordinator(2, 2, name="sync_vanilla", reply_timeout_s=5.0)
     c.handle(reply_alarms(outbox)[0])
-    assert c.state.round == 0 and sorted(c.state.unresponsive) == ["p0", "p1"]
+    assert c.state.round == 0 and sorted(c.state.membership.unresponsive) == ["p0", "p1"]
     assert sent_to(outbox) == [("p0", "p1"), ("p0", "p1")]  # the course would stall otherwise
     assert reply_alarms(outbox)[-1].timestamp == 10.0
 
@@ -353,7 +353,7 @@ def test_a_wall_clock_reply_deadline_rings_only_when_a_request_is_still_unanswer
     (rung,) = reply_alarms(outbox)  # p1 owes metrics; the models were all answered
     assert rung.payload["budget"] == 2
     c.handle(rung)
-    assert c.state.unresponsive == {"p1": 2} and len(c.state.history) == 1
+    assert c.state.membership.unresponsive == {"p1": 2} and len(c.state.history) == 1
     alarm()  # dispatch 3: round 1's model, to p0 only, noticed at 5
     assert sent_to(outbox)[-1] == ("p0",)
     c.handle(update("p0", 1, 1.0, ts=3.0))
@@ -376,12 +376,12 @@ def test_when_nobody_responsive_is_left_everyone_gets_another_go_and_an_answer_c
     (x,), = sent_to(outbox)
     c.handle(reply_alarms(outbox)[-1])  # x never answers: given up on at 5
     (y,) = sent_to(outbox)[-1]
-    assert y != x and c.state.unresponsive == {x: 1}
+    assert y != x and c.state.membership.unresponsive == {x: 1}
     c.handle(update(y, 0, 1.0, ts=6.0))  # round 1; y is asked to evaluate, x is not
     assert sent_to(outbox, "evaluate") == [(y,)]
     c.handle(reply_alarms(outbox)[-1])  # y does not evaluate in time either: the evaluation has no one left
-    assert len(c.state.history) == 1 and sorted(c.state.unresponsive) == sorted((x, y))
+    assert len(c.state.history) == 1 and sorted(c.state.membership.unresponsive) == sorted((x, y))
     (z,) = sent_to(outbox)[-1]  # nobody responsive is idle and nobody is training: everyone is a candidate
     c.handle(update(z, 1, 1.0, ts=12.0))
-    assert c.state.round == 2 and z not in c.state.unresponsive  # it answered in time: responsive again
+    assert c.state.round == 2 and z not in c.state.membership.unresponsive  # it answered in time: responsive again
     assert sent_to(outbox, "evaluate")[-1] == (z,)

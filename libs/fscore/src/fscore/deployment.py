@@ -113,7 +113,8 @@ class WallAlarm:
         """Without a reply deadline one lost update stalls a sync round for good: once a minute without
         progress, say so and name whom the coordinator is waiting for."""
         s = self.coordinator.state
-        progress = (s.phase, s.round, len(s.updates), len(s.eval_replies), len(s.participants), s.dispatch)
+        progress = (s.phase, s.round, len(s.buffer.updates), len(s.evaluation.replies), len(s.membership.participants),
+                    s.requests.dispatch)
         if progress != self._progress:
             self._progress, self._quiet_since = progress, now
             return
@@ -121,9 +122,9 @@ class WallAlarm:
             return
         self._quiet_since = now
         joining = s.phase == "joining"
-        training, evaluating = self.coordinator.unanswered(s.dispatch)
+        training, evaluating = self.coordinator.unanswered(s.requests.dispatch)
         log.warning("waiting", course=self.coordinator.course, phase=s.phase, round=s.round,
-                    quiet_s=round(self.WAITING_WARNING_S), joined=len(s.participants) if joining else None,
+                    quiet_s=round(self.WAITING_WARNING_S), joined=len(s.membership.participants) if joining else None,
                     expected=self.coordinator.plan.participants if joining else None,
                     no_update=training, no_metrics=evaluating,
                     hint="set strategy.reply_timeout_s to go on without participants that do not answer")
@@ -137,11 +138,11 @@ class WallAlarm:
         """Start the countdown of a time budget or a dispatch that is new since the last look, as of ``now``.
         Dispatches made between two looks share the later one: a look follows every batch."""
         state, strategy = self.coordinator.state, self.coordinator.strategy
-        if strategy.time_budget_s is not None and state.budget and state.budget != self._budget:
-            self._budget, self._due, self._rung = state.budget, now + strategy.time_budget_s, False
-        if strategy.reply_timeout_s is not None and state.dispatch > self._dispatch:
-            self._dispatch = state.dispatch
-            self._reply_due.append((state.dispatch, now + strategy.reply_timeout_s))
+        if strategy.time_budget_s is not None and state.timer.number and state.timer.number != self._budget:
+            self._budget, self._due, self._rung = state.timer.number, now + strategy.time_budget_s, False
+        if strategy.reply_timeout_s is not None and state.requests.dispatch > self._dispatch:
+            self._dispatch = state.requests.dispatch
+            self._reply_due.append((state.requests.dispatch, now + strategy.reply_timeout_s))
 
     def ring(self, now: float) -> None:
         """Have the coordinator send the alarm of every countdown that has run out by ``now``."""

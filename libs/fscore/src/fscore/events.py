@@ -66,6 +66,9 @@ class HandlerEntry:
     @property
     def handler_name(self) -> str:
         target = getattr(self.handler, "func", self.handler)  # functools.partial of a user handler
+        owner = getattr(target, "__self__", None)
+        if owner is not None and hasattr(target, "__name__"):  # a bound method: named by its worker's class,
+            return f"{type(owner).__name__}.{target.__name__}"  # not the part of it that defines the method
         return getattr(target, "__qualname__", repr(target))
 
 

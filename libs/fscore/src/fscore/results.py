@@ -60,8 +60,8 @@ def course_statistics(coordinator: Coordinator) -> dict[str, Any]:
     """What the strategy did: effective aggregations per participant (zeros included), staleness, drops,
     and the requests given up on at their reply deadline."""
     s = coordinator.state
-    counts = dict.fromkeys(sorted(s.participants), 0)
-    dropped = dict.fromkeys(sorted(s.participants), 0)
+    counts = dict.fromkeys(sorted(s.membership.participants), 0)
+    dropped = dict.fromkeys(sorted(s.membership.participants), 0)
     histogram: dict[int, int] = {}
     for aggregation in s.aggregations:
         for sender, staleness in zip(aggregation.senders, aggregation.staleness, strict=True):
@@ -69,14 +69,15 @@ def course_statistics(coordinator: Coordinator) -> dict[str, Any]:
             histogram[staleness] = histogram.get(staleness, 0) + 1
         for sender, _ in aggregation.dropped:
             dropped[sender] = dropped.get(sender, 0) + 1
-    for sender, _ in s.dropped:  # dropped after the last aggregation
+    for sender, _ in s.buffer.dropped:  # dropped after the last aggregation
         dropped[sender] = dropped.get(sender, 0) + 1
     return {"aggregations": len(s.aggregations), "aggregation_counts": counts,
             "participants_never_aggregated": sum(1 for n in counts.values() if n == 0),
             "staleness_histogram": {str(k): histogram[k] for k in sorted(histogram)},
             "dropped_stale": sum(dropped.values()), "dropped_stale_by_participant": dropped,
-            "timed_out": sum(s.timeouts.values()), "timed_out_by_participant": dict(sorted(s.timeouts.items())),
-            "unresponsive_at_finish": sorted(s.unresponsive)}
+            "timed_out": sum(s.membership.timeouts.values()),
+            "timed_out_by_participant": dict(sorted(s.membership.timeouts.items())),
+            "unresponsive_at_finish": sorted(s.membership.unresponsive)}
 
 
 def course_summary(config: CourseConfig, coordinator: Coordinator, codec: WireCodec, started: float

@@ -127,5 +127,6 @@ def _drive(coordinator: Coordinator, coord_comm: Communicator,
             if moved == 0 and not network.release_next():
                 s = coordinator.state
                 raise CourseStalled(f"course {config.course_id} stalled in round {s.round} (phase {s.phase}): "
-                                    f"{len(s.participants)}/{config.participants} joined, "
-                                    f"{len(s.updates)} updates buffered, {len(s.busy)} participants training")
+                                    f"{len(s.membership.participants)}/{config.participants} joined, "
+                                    f"{len(s.buffer.updates)} updates buffered, "
+                                    f"{len(s.requests.busy)} participants training")
