@@ -10,20 +10,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from fscore.config import StrategyConfig
+from fscore.config import Broadcast, StrategyConfig, Trigger
+from fscore.config.strategy import Discount, StrategyName
 
 
 @dataclass(frozen=True)
 class Strategy:
-    name: str
-    trigger: str  # all_received | goal_achieved | time_up
-    broadcast: str  # after_aggregating | after_receiving
-    sampler: str  # uniform | responsiveness | group
+    name: StrategyName
+    trigger: Trigger
+    broadcast: Broadcast
+    sampler: str  # a sampler's name or module:attr (fscore.samplers.SAMPLERS)
     concurrency: int  # participants training at once (a sync cohort's size)
     goal: int  # goal_achieved: updates to wait for
     time_budget_s: float | None
     toleration: int  # updates staler than this are dropped
-    discount: str
+    discount: Discount
     discount_exponent: float
     discount_hinge: int
     groups: int

@@ -64,9 +64,7 @@ class ModelPoisoning(Plugin):
         super().__init__(context, **options)
         self.kind, self.scale = self.options.kind, self.options.scale
         self._received: dict[int, Mapping[str, np.ndarray]] = {}  # round -> the model it was sent
-
-    def install(self, worker: BaseWorker) -> None:
-        log.warning("malicious_participant", participant=worker.address, attack=self.kind, scale=self.scale)
+        self._announced = False  # said once, when it first poisons (not when a course check merely builds it)
 
     def incoming(self, worker: BaseWorker, message: Message) -> Message:
         if message.type == MODEL_PARAMETERS:
@@ -77,6 +75,9 @@ class ModelPoisoning(Plugin):
         received = self._received.get(message.round)
         if message.type != MODEL_UPDATE or received is None:
             return message
+        if not self._announced:
+            self._announced = True
+            log.warning("malicious_participant", participant=message.sender, attack=self.kind, scale=self.scale)
         rng = np.random.default_rng([self.context.seed, _STREAM_ATTACK, self.context.index, message.round])
         return replace_payload(message, tensors=poison(self.kind, self.scale, received, message.payload["tensors"],
                                                        rng))
