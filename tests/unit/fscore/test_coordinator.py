@@ -171,7 +171,7 @@ def test_the_deadline_waits_for_min_participants_and_is_ignored_once_everyone_jo
 
 
 def test_a_deployed_coordinator_rings_the_join_deadline_on_the_wall_clock():
-    from fscore.deployment import WallAlarm
+    from fscore.service import WallAlarm
 
     c, outbox = coordinator(n=3)
     c.plan = CoursePlan(3, 1, join_timeout_s=5.0)

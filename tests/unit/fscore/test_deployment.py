@@ -8,9 +8,9 @@ from fscore.aggregators import FedAvg
 from fscore.communicator import Communicator
 from fscore.config import StrategyConfig
 from fscore.coordinator import Coordinator, CoursePlan
-from fscore.deployment import WallAlarm, recover
 from fscore.message import COORDINATOR, Message, MessageCatalog
 from fscore.samplers import make_sampler
+from fscore.service import WallAlarm, recover
 from fscore.strategy import Strategy
 from fscore.topics import CourseTopics
 from fscore.transport import EmbeddedLog

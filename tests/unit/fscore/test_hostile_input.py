@@ -14,13 +14,13 @@ from fscore.aggregators import FedAvg
 from fscore.communicator import Communicator
 from fscore.coordinator import Coordinator, CoursePlan
 from fscore.courselog import refeed
-from fscore.deployment import recover
 from fscore.driver import pump
 from fscore.events import HandlerOverwriteWarning
 from fscore.intake import Outcome, RecordDecoder, take
 from fscore.message import COORDINATOR, Message, MessageCatalog
 from fscore.participant import Participant
 from fscore.samplers import UniformSampler
+from fscore.service import recover
 from fscore.topics import CourseTopics
 from fscore.trainers.base import NoOpTrainer
 from fscore.transport import EmbeddedLog

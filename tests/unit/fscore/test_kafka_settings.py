@@ -9,8 +9,8 @@ import pytest
 import structlog
 
 from fscore.config import KafkaConfig, load_config
-from fscore.deployment import service_config
 from fscore.errors import ConfigError
+from fscore.service import service_config
 from fscore.transport.kafka_confluent import confluent_settings
 from fscore.transport.kafka_python import kafka_python_settings
 

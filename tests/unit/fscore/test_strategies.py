@@ -213,7 +213,7 @@ def test_time_up_sends_itself_an_alarm_at_the_deadline_and_aggregates_what_arriv
 
 
 def test_a_wall_clock_alarm_rings_once_per_budget_even_when_the_virtual_deadline_repeats():
-    from fscore.deployment import WallAlarm
+    from fscore.service import WallAlarm
 
     c, outbox = unjoined(2, 2, 5, clock="wall", name="async_time_aggr_unif", time_budget_s=5.0)
     now = [100.0]
@@ -337,7 +337,7 @@ def test_when_everyone_was_given_up_on_everyone_is_asked_again():
 
 
 def test_a_wall_clock_reply_deadline_rings_only_when_a_request_is_still_unanswered():
-    from fscore.deployment import WallAlarm
+    from fscore.service import WallAlarm
 
     c, outbox = unjoined(2, 2, 5, clock="wall", name="sync_vanilla", reply_timeout_s=5.0)
     now = [0.0]

@@ -56,3 +56,28 @@ def test_the_coordinators_checks_import_no_ml_framework(example_config):
     proc = subprocess.run([sys.executable, "-c", check, str(example_config)], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_fscope_is_one_command_tree_with_the_services_found_by_entry_point(example_config):
+    from fscore.cli import main
+
+    proc = subprocess.run([sys.executable, "-m", "fscore.cli", "coordinator", "describe", str(example_config)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "condition:all_received -> Coordinator.aggregate" in proc.stdout
+    lazy = ("import sys, click\nfrom fscore.cli import cli\ncli.get_command(click.Context(cli), 'run')\n"
+            "sys.exit('fscope_coordinator.main' in sys.modules)\n")  # fscope run does not load the services
+    assert subprocess.run([sys.executable, "-c", lazy], timeout=60).returncode == 0
+    helped = subprocess.run([sys.executable, "-m", "fscore.cli", "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "coordinator" in helped.stdout and "participant" in helped.stdout
+    assert main(["run"]) == 2  # a usage error: exit 2, as before
+
+
+def test_a_bad_participant_index_in_the_environment_is_one_line(example_config):
+    env = {**os.environ, "FSCOPE_PARTICIPANT_INDEX": "seven"}
+    proc = subprocess.run([sys.executable, "-m", "fscope_participant.main", "describe", str(example_config)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "fscope-participant: config error: environment variable FSCOPE_PARTICIPANT_INDEX: Input should be a valid "
+        "integer, unable to parse string as an integer (got 'seven')"]

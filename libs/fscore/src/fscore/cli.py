@@ -1,77 +1,78 @@
-"""The ``fscope`` command: run a course standalone, check its message flow, create its topics, replay it,
-report on runs."""
+"""The ``fscope`` command tree (click): run a course standalone, check its message flow, create its topics, replay
+it, report on runs; and, from the installed services, ``fscope coordinator ...`` and ``fscope participant ...``.
+
+The services add their command groups through the entry-point group ``fscope.commands``, so this package does not
+import them (dependencies point from the services to fscore) and ``fscope --help`` does not load them. Exit codes:
+0 done, 1 error or failed check, 2 bad config or usage, 3 Kafka unreachable.
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import click
 
 from fscore.errors import CompletenessError, ConfigError, FscoreError, TransportError
 from fstranslation import LayoutError
 
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fscope", description="Event-driven federated learning.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def course_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("config", type=Path, help="course config (YAML)")
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key, e.g. --set data.alpha=0.1 (repeatable)")
-        p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-        p.add_argument("--log-json", action="store_true", help="JSON log lines instead of readable ones")
-
-    run = sub.add_parser("run", help="run a course standalone on the embedded log")
-    course_args(run)
-    run.add_argument("--output", type=Path, default=Path("runs/latest"), help="directory for summary.json etc.")
-    run.add_argument("--no-progress", action="store_true")
-
-    replay = sub.add_parser("replay", help="re-drive a fresh coordinator from a course's Kafka log; --verify checks it")
-    replay.add_argument("--bootstrap-servers", required=True)
-    replay.add_argument("--course", required=True, help="course id")
-    replay.add_argument("--topic-prefix", default="fscope")
-    replay.add_argument("--client", default="confluent", choices=["confluent", "kafka-python"])
-    replay.add_argument("--verify", action="store_true", help="exit 1 if any aggregated model differs from the log")
-    replay.add_argument("--output", type=Path, default=None, help="write the rebuilt metrics.jsonl and summary.json")
-    replay.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
-    replay.add_argument("--log-json", action="store_true")
-
-    report = sub.add_parser("report", help="figures of one or more runs (PNG and a self-contained HTML page)")
-    report.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="directories with summary.json")
-    report.add_argument("--output", type=Path, default=Path("runs/report"))
-    report.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
-    report.add_argument("--log-json", action="store_true")
-
-    topics = sub.add_parser("topics", help="create a course's Kafka topics (the coordinator also does this)")
-    topics.add_argument("action", choices=["create"])
-    course_args(topics)
-
-    check = sub.add_parser("check", help="check a course's message flow; export the graph as DOT and PNG")
-    course_args(check)
-    check.add_argument("--graph", type=Path, default=None, help="write GRAPH.dot and GRAPH.png (default: next "
-                                                               "to the config, as <name>.flow.*)")
-    return parser
+LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"])
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    from fscore.log_setup import configure_logging
+def log_options(default: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = click.option("--log-json", is_flag=True, help="JSON log lines instead of readable ones")(f)
+        return click.option("--log-level", type=LOG_LEVELS, default=default, show_default=True)(f)
+    return decorate
 
-    configure_logging(json=args.log_json, level=args.log_level)
+
+def course_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The arguments every command on one course takes: the config file and its ``--set`` overrides."""
+    f = log_options("info")(f)
+    f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="override a config key, e.g. --set data.alpha=0.1 (repeatable)")(f)
+    return click.argument("config", type=click.Path(path_type=Path))(f)
+
+
+class CommandTree(click.Group):
+    """fscope's own commands, plus the groups installed packages declare under ``fscope.commands``, loaded only
+    when they are named."""
+
+    def _installed(self) -> dict[str, metadata.EntryPoint]:
+        return {ep.name: ep for ep in metadata.entry_points(group="fscope.commands") if ep.name not in self.commands}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self._installed()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands:
+            return self.commands[name]
+        entry = self._installed().get(name)
+        return entry.load() if entry is not None else None
+
+
+def invoke(group: click.Command, argv: list[str] | None, prog: str) -> int:
+    """Run a click command tree and return its exit code instead of exiting (``main(argv)`` stays testable)."""
     try:
-        if args.command == "replay":
-            return _replay(args)
-        if args.command == "report":
-            return _report(args)
-        from fscore.config import load_config
+        code = group.main(args=argv, prog_name=prog, standalone_mode=False)
+    except click.exceptions.Exit as exc:  # --help
+        return exc.exit_code
+    except click.ClickException as exc:  # a usage error: exit 2, as argparse did
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        return 1
+    return code if isinstance(code, int) else 0
 
-        config = load_config(args.config, args.overrides)
-        if args.command == "run":
-            return _run(config, args)
-        if args.command == "topics":
-            return _topics(config)
-        return _check(config, args)
+
+def _guarded(work: Callable[[], int]) -> int:
+    """Today's errors as today's one-line messages and exit codes."""
+    try:
+        return work()
     except ConfigError as exc:
         print(f"fscope: config error: {exc}", file=sys.stderr)
         return 2
@@ -91,7 +92,78 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _run(config: object, args: argparse.Namespace) -> int:
+def _course(config: Path, overrides: tuple[str, ...], log_json: bool, log_level: str) -> Any:
+    from fscore.config import load_config
+    from fscore.log_setup import configure_logging
+
+    configure_logging(json=log_json, level=log_level)
+    return load_config(config, list(overrides))
+
+
+@click.group(cls=CommandTree, name="fscope", help="Event-driven federated learning.")
+def cli() -> None:
+    pass
+
+
+@cli.command(help="run a course standalone on the embedded log")
+@course_options
+@click.option("--output", type=click.Path(path_type=Path), default=Path("runs/latest"), show_default=True,
+              help="directory for summary.json etc.")
+@click.option("--no-progress", is_flag=True)
+def run(config: Path, overrides: tuple[str, ...], log_level: str, log_json: bool, output: Path,
+        no_progress: bool) -> int:
+    args = SimpleNamespace(output=output, no_progress=no_progress)
+    return _guarded(lambda: _run(_course(config, overrides, log_json, log_level), args))
+
+
+@cli.command(help="check a course's message flow; export the graph as DOT and PNG")
+@course_options
+@click.option("--graph", type=click.Path(path_type=Path), default=None,
+              help="write GRAPH.dot and GRAPH.png (default: next to the config, as <name>.flow.*)")
+def check(config: Path, overrides: tuple[str, ...], log_level: str, log_json: bool, graph: Path | None) -> int:
+    args = SimpleNamespace(config=config, graph=graph)
+    return _guarded(lambda: _check(_course(config, overrides, log_json, log_level), args))
+
+
+@cli.command(help="create a course's Kafka topics (the coordinator also does this)")
+@click.argument("action", type=click.Choice(["create"]))
+@course_options
+def topics(action: str, config: Path, overrides: tuple[str, ...], log_level: str, log_json: bool) -> int:
+    return _guarded(lambda: _topics(_course(config, overrides, log_json, log_level)))
+
+
+@cli.command(help="re-drive a fresh coordinator from a course's Kafka log; --verify checks it")
+@click.option("--bootstrap-servers", required=True)
+@click.option("--course", required=True, help="course id")
+@click.option("--topic-prefix", default="fscope", show_default=True)
+@click.option("--client", type=click.Choice(["confluent", "kafka-python"]), default="confluent", show_default=True)
+@click.option("--verify", is_flag=True, help="exit 1 if any aggregated model differs from the log")
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="write the rebuilt metrics.jsonl and summary.json")
+@log_options("warning")
+def replay(log_level: str, log_json: bool, **options: Any) -> int:
+    from fscore.log_setup import configure_logging
+
+    configure_logging(json=log_json, level=log_level)
+    return _guarded(lambda: _replay(SimpleNamespace(**options)))
+
+
+@cli.command(help="figures of one or more runs (PNG and a self-contained HTML page)")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN_DIR...")
+@click.option("--output", type=click.Path(path_type=Path), default=Path("runs/report"), show_default=True)
+@log_options("warning")
+def report(runs: tuple[Path, ...], output: Path, log_level: str, log_json: bool) -> int:
+    from fscore.log_setup import configure_logging
+
+    configure_logging(json=log_json, level=log_level)
+    return _guarded(lambda: _report(SimpleNamespace(runs=list(runs), output=output)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return invoke(cli, argv, "fscope")
+
+
+def _run(config: object, args: Any) -> int:
     import json
 
     from fscore.simulation.runner import run_standalone
@@ -104,7 +176,7 @@ def _run(config: object, args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay(args: argparse.Namespace) -> int:
+def _replay(args: Any) -> int:
     from fscore.config import KafkaConfig
     from fscore.replay import replay_course
     from fscore.transport.kafka_common import make_kafka_transport
@@ -135,7 +207,7 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(args: argparse.Namespace) -> int:
+def _report(args: Any) -> int:
     from fscore.report import write_report
 
     page = write_report(args.runs, args.output)
@@ -162,7 +234,7 @@ def _topics(config: object) -> int:
     return 0
 
 
-def _check(config: object, args: argparse.Namespace) -> int:
+def _check(config: object, args: Any) -> int:
     from fscore.course import CourseBuilder
     from fscore.flowgraph import check_variants
 

@@ -1,6 +1,6 @@
 """A course's log: reading its topics, re-feeding a coordinator from them, and its meta records.
 
-Recovery (a restarted coordinator rebuilding itself, :func:`fscore.deployment.recover`) and replay
+Recovery (a restarted coordinator rebuilding itself, :func:`fscore.service.recover`) and replay
 (:mod:`fscore.replay`) both read a course's topics and re-feed its inbox; this is the one place
 that does it. The meta topic holds what the course's coordinators write besides messages: the
 manifest (written once, by the first incarnation), one ``coordinator_started`` record per

@@ -1,6 +1,6 @@
 """``fscope-coordinator``: the coordinator process.
 
-    fscope-coordinator serve [CONFIG] [--set k=v ...] [--output DIR]
+    fscope-coordinator serve [CONFIG] [--set k=v ...] [--output DIR]     (or: fscope coordinator serve ...)
     fscope-coordinator describe [CONFIG]
 
 It creates the course's topics, writes the course manifest, and runs the same Coordinator as the
@@ -13,20 +13,22 @@ Exit codes: 0 finished, 1 error, 2 bad config, 3 Kafka unreachable, 4 stopped by
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
+import click
 import structlog
 
+from fscore.cli import invoke
 from fscore.communicator import Communicator
 from fscore.coordinator import Coordinator, Evaluation
 from fscore.course import CourseBuilder, checked_builder
 from fscore.courselog import course_finished, first_manifest, publish_finished, publish_manifest, publish_started
-from fscore.deployment import (
+from fscore.errors import TransportError
+from fscore.message import COORDINATOR
+from fscore.results import RunWriter, course_summary
+from fscore.service import (
     EXIT_CONFIG,
-    EXIT_ERROR,
     EXIT_OK,
     EXIT_TRANSPORT,
     StopFlag,
@@ -35,13 +37,10 @@ from fscore.deployment import (
     new_incarnation,
     recover,
     same_course,
-    serve,
     service_config,
 )
-from fscore.errors import CompletenessError, ConfigError, TransportError
-from fscore.log_setup import configure_logging
-from fscore.message import COORDINATOR
-from fscore.results import RunWriter, course_summary
+from fscore.service import serve as serve_worker
+from fscore.service.entry import config_options, start
 from fscore.worker import Outbox
 
 log = structlog.get_logger("fscope.coordinator")
@@ -104,7 +103,7 @@ def run(builder: CourseBuilder, output: Path | None) -> int:
         alarm()
         lease.held()  # keeps the membership alive (the broker counts a member that stops polling as gone)
 
-    code = serve(coordinator, communicator, done=lambda: coordinator.finished,
+    code = serve_worker(coordinator, communicator, done=lambda: coordinator.finished,
                  poll_timeout=config.transport.kafka.poll_timeout_s, stop=StopFlag(), tick=tick)
     summary = course_summary(config, coordinator, builder.catalog.codec, started)
     if coordinator.finished and course_finished(transport, topics, catalog) is None:
@@ -118,35 +117,34 @@ def run(builder: CourseBuilder, output: Path | None) -> int:
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fscope-coordinator")
-    parser.add_argument("command", choices=["serve", "describe"])
-    parser.add_argument("config", nargs="?", default=None, help="course config (default: $FSCOPE_CONFIG)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--output", type=Path, default=None, help="directory for summary.json and metrics.jsonl")
-    args = parser.parse_args(argv)
-    configure_logging(json=args.command == "serve")
-    try:
-        builder = checked_builder(service_config(args.config, args.overrides))
-    except ConfigError as exc:
-        print(f"fscope-coordinator: config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except CompletenessError as exc:
-        log.error("course_incomplete", problems=exc.problems)
-        print(f"fscope-coordinator: the course is incomplete: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    if args.command == "describe":
+@click.group(name="coordinator", help="The coordinator (FL server) as a service over Kafka.")
+def cli() -> None:
+    pass
+
+
+@cli.command(help="serve the course over Kafka until it finishes")
+@config_options
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="directory for summary.json and metrics.jsonl")
+def serve(config: str | None, overrides: tuple[str, ...], output: Path | None) -> int:
+    return start("fscope-coordinator", json_logs=True,
+                 prepare=lambda: checked_builder(service_config(config, list(overrides))),
+                 act=lambda builder: run(builder, output))
+
+
+@cli.command(help="print the coordinator's handlers, without touching Kafka")
+@config_options
+def describe(config: str | None, overrides: tuple[str, ...]) -> int:
+    def show(builder: CourseBuilder) -> int:
         for line in builder.coordinator(Outbox()).handlers.describe():
             print(line)
         return EXIT_OK
-    try:
-        return run(builder, args.output)
-    except TransportError as exc:  # the broker went away for longer than transport.kafka.outage_limit_s
-        log.error("kafka_unreachable", error=str(exc))
-        return EXIT_TRANSPORT
-    except Exception:  # a bug, not bad input (that is dead-lettered): log it as JSON and exit non-zero
-        log.exception("crashed")
-        return EXIT_ERROR
+    return start("fscope-coordinator", json_logs=False,
+                 prepare=lambda: checked_builder(service_config(config, list(overrides))), act=show)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return invoke(cli, argv, "fscope-coordinator")
 
 
 if __name__ == "__main__":

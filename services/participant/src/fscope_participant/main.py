@@ -12,32 +12,31 @@ Exit codes: 0 finished, 1 error, 2 bad config, 3 Kafka unreachable, 4 stopped by
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from pathlib import Path
 
+import click
 import structlog
 
+from fscore.cli import invoke
 from fscore.communicator import Communicator
 from fscore.config import CourseConfig
 from fscore.course import CourseBuilder, checked_builder, participant_address
 from fscore.courselog import course_finished
-from fscore.deployment import (
+from fscore.errors import ConfigError, TransportError
+from fscore.message import PARTICIPANT
+from fscore.participant import Participant
+from fscore.service import (
     EXIT_CONFIG,
-    EXIT_ERROR,
     EXIT_OK,
     EXIT_TRANSPORT,
+    ServiceEnvironment,
     StopFlag,
     connect,
     new_incarnation,
-    serve,
     service_config,
 )
-from fscore.errors import CompletenessError, ConfigError, TransportError
-from fscore.log_setup import configure_logging
-from fscore.message import PARTICIPANT
-from fscore.participant import Participant
+from fscore.service import serve as serve_worker
+from fscore.service.entry import config_options, start
 from fscore.worker import Outbox
 
 log = structlog.get_logger("fscope.participant")
@@ -75,7 +74,7 @@ def run(builder: CourseBuilder, index: int) -> int:
              test=len(participant.data.test))
     participant.start()  # join_in; a restarted participant joins again and gets its id again
     transport.flush()
-    code = serve(participant, communicator, done=lambda: participant.finished,
+    code = serve_worker(participant, communicator, done=lambda: participant.finished,
                  poll_timeout=config.transport.kafka.poll_timeout_s, stop=StopFlag())
     transport.close()
     if participant.refused:  # its model does not fit the course's agreed layout (the reason is logged)
@@ -85,42 +84,50 @@ def run(builder: CourseBuilder, index: int) -> int:
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fscope-participant")
-    parser.add_argument("command", choices=["serve", "describe"])
-    parser.add_argument("config", nargs="?", default=None, help="course config (default: $FSCOPE_CONFIG)")
-    parser.add_argument("--index", type=int, default=None,
-                        help="which participant (default: $FSCOPE_PARTICIPANT_INDEX)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
-    args = parser.parse_args(argv)
-    configure_logging(json=args.command == "serve")
-    try:
-        config = service_config(args.config, args.overrides)
-        index = args.index if args.index is not None else int(os.environ.get("FSCOPE_PARTICIPANT_INDEX", "-1"))
-        _check_index(config, index)
-        builder = checked_builder(config)
-    except (ConfigError, ValueError) as exc:
-        print(f"fscope-participant: config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except CompletenessError as exc:
-        log.error("course_incomplete", problems=exc.problems)
-        print(f"fscope-participant: the course is incomplete: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    if args.command == "describe":
-        participant = builder.participant(index, Outbox(), alone=True)
+@click.group(name="participant", help="One participant (FL client) as a service over Kafka.")
+def cli() -> None:
+    pass
+
+
+def _prepared(config: str | None, overrides: tuple[str, ...], index: int | None) -> tuple[CourseBuilder, int]:
+    course = service_config(config, list(overrides))
+    if index is None:
+        found = ServiceEnvironment.read().participant_index
+        index = -1 if found is None else found
+    _check_index(course, index)
+    return checked_builder(course), index
+
+
+index_option = click.option("--index", type=int, default=None,
+                            help="which participant (default: $FSCOPE_PARTICIPANT_INDEX)")
+
+
+@cli.command(help="take part in the course over Kafka until it finishes")
+@config_options
+@index_option
+def serve(config: str | None, overrides: tuple[str, ...], index: int | None) -> int:
+    return start("fscope-participant", json_logs=True, prepare=lambda: _prepared(config, overrides, index),
+                 act=lambda prepared: run(*prepared))
+
+
+@cli.command(help="print this participant's shard and handlers, without touching Kafka")
+@config_options
+@index_option
+def describe(config: str | None, overrides: tuple[str, ...], index: int | None) -> int:
+    def show(prepared: tuple[CourseBuilder, int]) -> int:
+        builder, i = prepared
+        participant = builder.participant(i, Outbox(), alone=True)
         print(f"{participant.address}: {len(participant.data.train)} train / {len(participant.data.test)} test "
               f"examples, backend {participant.trainer.backend}")
         for line in participant.handlers.describe():
             print(line)
         return EXIT_OK
-    try:
-        return run(builder, index)
-    except TransportError as exc:  # the broker went away for longer than transport.kafka.outage_limit_s
-        log.error("kafka_unreachable", error=str(exc))
-        return EXIT_TRANSPORT
-    except Exception:  # a bug, not bad input (that is dead-lettered): log it as JSON and exit non-zero
-        log.exception("crashed")
-        return EXIT_ERROR
+    return start("fscope-participant", json_logs=False, prepare=lambda: _prepared(config, overrides, index),
+                 act=show)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return invoke(cli, argv, "fscope-participant")
 
 
 if __name__ == "__main__":

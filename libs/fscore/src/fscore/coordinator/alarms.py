@@ -2,7 +2,7 @@
 
 An alarm is a message the coordinator sends to itself through its inbox, so it is ordered with the
 updates and a replay sees it where the live run did. In virtual time it is sent at once, stamped
-with its deadline; on the wall clock the service loop rings it (fscore.deployment.WallAlarm).
+with its deadline; on the wall clock the service loop rings it (fscore.service.WallAlarm).
 The payload's ``budget`` field numbers what the alarm is about, by kind: 0 for the join deadline,
 the time budget for time_up, the dispatch for a reply deadline.
 """

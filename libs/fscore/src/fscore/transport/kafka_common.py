@@ -7,11 +7,11 @@ confluent-kafka and kafka-python behave the same and pass the same conformance s
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from fscore.config import KafkaConfig
 from fscore.errors import TransportError
@@ -72,17 +72,22 @@ class KafkaClient(ABC):
     def close(self) -> None: ...
 
 
+def wait_until(predicate: Callable[[], bool], seconds: float, interval: float = 0.1) -> bool:
+    """Whether ``predicate()`` came true within ``seconds``, asking every ``interval`` seconds."""
+    polling = Retrying(retry=retry_if_result(lambda ok: not ok), stop=stop_after_delay(seconds),
+                       wait=wait_fixed(interval))
+    try:
+        return bool(polling(predicate))
+    except RetryError:
+        return False
+
+
 class GroupLease(Lease):
     """:class:`Lease` over a consumer group; the client supplies ``poll`` (serves the group protocol) and
     ``assigned`` (whether this member has the partition)."""
 
     def acquire(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.held():
-                return True
-            time.sleep(0.1)
-        return self.held()
+        return wait_until(self.held, timeout) or self.held()
 
     def held(self) -> bool:
         self.poll()
@@ -115,12 +120,9 @@ class KafkaTransport(Transport):
         and the retry of the first is then out of sequence (KAFKA-15591).
         """
         self.client.create_topics(specs, self.config.replication_factor)
-        deadline = time.monotonic() + 60
         for spec in specs:
-            while not self.client.leaders_ready(spec.name, spec.partitions):
-                if time.monotonic() > deadline:
-                    raise TransportError(f"topic {spec.name!r} has partitions without a leader after 60 s")
-                time.sleep(0.1)
+            if not wait_until(lambda s=spec: self.client.leaders_ready(s.name, s.partitions), 60.0):
+                raise TransportError(f"topic {spec.name!r} has partitions without a leader after 60 s")
 
     def publish(self, topic: str, value: bytes, *, key: bytes | None = None,
                 headers: Sequence[tuple[str, bytes]] = ()) -> None:

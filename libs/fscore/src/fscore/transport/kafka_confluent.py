@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import structlog
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from fscore.config import KafkaConfig
 from fscore.errors import TransportError
@@ -150,25 +150,31 @@ class ConfluentClient(KafkaClient):
         self._producer.flush(30)
 
 
+def _transient(exc: BaseException) -> bool:
+    if not isinstance(exc, KafkaException):
+        return False
+    err = exc.args[0]
+    return not err.fatal() and (err.retriable() or err.code() in _TRANSIENT)
+
+
 def _retrying(call: Callable[[], T], what: str, seconds: float = 60.0) -> T:
-    """``call()``, retried while the broker answers with a transient error.
+    """``call()``, retried while the broker answers with a transient error (tenacity: backoff from 0.2 s doubling
+    to 5 s, so a broker outage is ridden out without flooding the log; given up after ``seconds``).
 
     A broker that has just started is still loading its group coordinator (NOT_COORDINATOR,
     COORDINATOR_LOAD_IN_PROGRESS), and a topic created a moment ago may not have a leader yet.
     """
-    deadline = time.monotonic() + seconds
-    pause = 0.2
-    while True:
-        try:
-            return call()
-        except KafkaException as exc:
-            err = exc.args[0]
-            transient = not err.fatal() and (err.retriable() or err.code() in _TRANSIENT)
-            if not transient or time.monotonic() > deadline:
-                raise TransportError(f"{what} failed: {err}") from exc
-            log.info("kafka_transient_error_retrying", operation=what, error=str(err), retry_in_s=pause)
-            time.sleep(pause)
-            pause = min(pause * 2, 5.0)  # a broker outage is ridden out without flooding the log
+    def note(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.info("kafka_transient_error_retrying", operation=what, error=str(error.args[0] if error else ""),
+                 retry_in_s=state.next_action.sleep if state.next_action else None)
+
+    retrying = Retrying(retry=retry_if_exception(_transient), stop=stop_after_delay(seconds),
+                        wait=wait_exponential(multiplier=0.2, max=5.0), before_sleep=note, reraise=True)
+    try:
+        return retrying(call)
+    except KafkaException as exc:
+        raise TransportError(f"{what} failed: {exc.args[0]}") from exc
 
 
 class _ConfluentConsumer(RawConsumer):
