@@ -6,6 +6,7 @@ and its entry points, exactly as it would for ``pip install fscope-demo-ext``:
 - aggregator ``unweighted_mean``: every update counts the same, whatever its sample count;
 - sampler ``round_robin``: participants take turns in address order;
 - plug-in ``update_ledger`` (coordinator): counts the model updates that reach the coordinator;
+- dataset ``five_digits``: scikit-learn's digits 0 to 4 only (a five-class course);
 - plug-in ``broken_plugin``: an entry point whose module does not exist (for the error test).
 """
 
@@ -18,6 +19,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, PositiveFloat, validate_call
 
 from fscore.aggregators import Aggregator
+from fscore.data.dataset import Dataset
+from fscore.data.sources import CentralDataset, Digits
 from fscore.message import MODEL_UPDATE, Message
 from fscore.plugins import Plugin
 from fscore.samplers import Sampler
@@ -89,3 +92,15 @@ class UpdateLedger(Plugin):
         if self.options.per_sender:
             out["per_sender"] = dict(sorted(self.updates.items()))
         return out
+
+
+class FiveDigits(CentralDataset):
+    """The digits 0 to 4 of scikit-learn's bundled set, split by the course's data.split like any central set."""
+
+    input_shape = (1, 8, 8)
+    num_classes = 5
+
+    def load(self, cfg: Any) -> Dataset:
+        every = Digits().load(cfg)
+        keep = np.flatnonzero(every.y < 5)
+        return every.subset(keep)

@@ -67,6 +67,18 @@ def test_a_third_party_extension_runs_by_entry_point_and_by_path_and_replays(ext
     assert report.plugins == by_name.summary["plugins"]  # the plug-in's state, rebuilt from the log
 
 
+@pytest.mark.slow
+def test_a_dataset_from_a_package_sets_the_layout_and_trains(extension, example_config):
+    config = _course(example_config, ["data.dataset=five_digits", "rounds=5"])
+    builder = CourseBuilder(config)
+    assert builder.model_spec.num_classes == 5 and builder.agreed_layout["fc2.bias"].shape == (5,)
+    assert int(builder.federation.heldout.y.max()) == 4
+    result = run_standalone(config, progress=False)
+    assert result.summary["final_metrics"]["heldout.accuracy"] > 0.6  # 5 classes: chance is 0.2
+    by_path = _course(example_config, ["data.dataset=fscope_demo_ext:FiveDigits", "rounds=5"])
+    assert run_standalone(by_path, progress=False).summary["model_sha256"] == result.summary["model_sha256"]
+
+
 def test_entry_points_are_listed_among_the_known_names(extension):
     from fscore.aggregators import aggregator_names
     from fscore.plugins import plugin_names
@@ -97,6 +109,7 @@ def test_entry_points_are_listed_among_the_known_names(extension):
     (["plugins=[{name: model_poisoning, participants: [1]}]"], "plugins[0].options.kind: Field required"),
     (["aggregator.name=unweighted_mean", "aggregator.server_lr=0"],
      "aggregator.server_lr: Input should be greater than 0 (got 0)"),
+    (["data.dataset=mnist"], "data.dataset: unknown dataset 'mnist'; known: digits, five_digits, synthetic"),
     (["strategy.sampler=round_robin", "strategy.sampler_options={speed: 2}"],
      "strategy.sampler_options: sampler round_robin takes no options (got speed)"),
 ])

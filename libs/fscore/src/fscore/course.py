@@ -18,6 +18,7 @@ from fscore.conditions import Condition
 from fscore.config import CourseConfig
 from fscore.coordinator import Aggregation, Coordinator, CoursePlan, Evaluation, Evaluator
 from fscore.data.dataset import ClientData, Dataset, Federation
+from fscore.data.sources import dataset_source
 from fscore.errors import ConfigError
 from fscore.events import Event
 from fscore.flowgraph import FlowGraph, check_variants
@@ -82,11 +83,7 @@ class CourseBuilder:
 
     @cached_property
     def model_spec(self) -> ModelSpec:
-        data = self.config.data
-        if data.dataset == "digits":
-            shape, classes = (1, 8, 8), 10
-        else:
-            shape, classes = (data.synthetic_dim,), data.synthetic_classes
+        shape, classes = dataset_source(self.config.data).shape(self.config.data)
         try:
             return ModelSpec(self.config.model.name, shape, classes, self.config.model.hidden)
         except ValueError as exc:

@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 #: the entry-point groups, one per extension point
 GROUPS = {"aggregator": "fscope.aggregators", "sampler": "fscope.samplers", "trainer": "fscope.trainers",
-          "plugin": "fscope.plugins"}
+          "plugin": "fscope.plugins", "dataset": "fscope.datasets"}
 
 
 def is_path(name: str) -> bool:

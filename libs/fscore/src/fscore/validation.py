@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from fscore.aggregators import Aggregator, make_aggregator
 from fscore.config import CourseConfig, PluginConfig, StrategyConfig
+from fscore.data.sources import dataset_source
 from fscore.errors import ConfigError
 from fscore.plugins import PLUGINS, Plugin, PluginContext
 from fscore.samplers import Sampler, make_sampler
@@ -52,6 +53,7 @@ def validate_course(config: CourseConfig, plugins: Sequence[tuple[str, PluginCon
     aggregator = build_aggregator(config)
     build_sampler(config.strategy)
     _check_aggregator(config, aggregator)
+    dataset_source(config.data)  # the dataset exists (it is loaded later, by whoever needs the examples)
     factory = config.trainer.factory
     if factory is not None and factory not in TRAINERS:  # not imported here: it may need torch, the coordinator not
         TRAINERS.resolve(factory, "trainer.factory")  # raises, naming the key and the known trainers

@@ -18,7 +18,9 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    dataset: Literal["digits", "synthetic"] = "digits"
+    dataset: str = Field("digits", min_length=1, description=(
+        "digits | synthetic, a registered dataset, an entry point of group fscope.datasets, or module:attr "
+        "(a fscore.data.sources.DatasetSource)"))
     split: Literal["iid", "dirichlet"] = "dirichlet"
     alpha: float = Field(0.5, gt=0, description="Dirichlet concentration; smaller is more label-skewed")
     test_fraction: float = Field(0.2, ge=0, lt=1, description="share of each participant's data for its local test")
