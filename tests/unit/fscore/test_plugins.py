@@ -257,3 +257,36 @@ def test_a_plugin_whose_message_has_no_handler_at_the_coordinator_fails_the_chec
                           capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 1
     assert ("emits 'update_norm' but the coordinator has no handler for 'update_norm'") in proc.stderr
+
+
+def test_a_plugin_given_twice_and_groups_among_the_sampler_options_are_refused(example_config):
+    with pytest.raises(ConfigError, match=r"plugins\[1\]\.name: plug-in model_poisoning is already given by "
+                                          r"plugins\[0\]"):
+        CourseBuilder(_course(example_config, ["plugins=[{name: model_poisoning, participants: [0], options: "
+                                               "{kind: scale}}, {name: model_poisoning, participants: [1], "
+                                               "options: {kind: sign_flip}}]"]))
+    with pytest.raises(ConfigError, match=r"sampler_options\.groups: the number of groups is strategy\.groups"):
+        CourseBuilder(_course(example_config, ["strategy.sampler=group", "strategy.sampler_options={groups: 3}"]))
+
+
+def test_a_user_module_that_fails_to_import_is_one_line(tmp_path, monkeypatch, example_config):
+    (tmp_path / "exploding.py").write_text("raise RuntimeError('no GPU here\\nsecond line')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError) as err:
+        CourseBuilder(_course(example_config, ["plugins=[{name: 'exploding:Thing'}]"]))
+    assert str(err.value) == "plugins[0].name: cannot import 'exploding:Thing' (RuntimeError: no GPU here)"
+
+
+def test_a_transform_may_not_move_a_message_in_time_or_round():
+    class Shift(Plugin):
+        name = "shift"
+
+        def outgoing(self, worker, message):
+            import dataclasses
+
+            return dataclasses.replace(message, timestamp=message.timestamp + 1e6)
+
+    coordinator, _ = _coordinator()
+    coordinator.use(Shift(PluginContext("course", 0, COORDINATOR)))
+    with pytest.raises(FscoreError, match="shift's outgoing transform changed the envelope"):
+        coordinator.send("assign_id", ["p"], 0, {"participant_id": 0, "address": "p"})

@@ -101,7 +101,8 @@ class Plugin:
         return message
 
     def incoming(self, worker: BaseWorker, message: Message) -> Message:
-        """The message ``worker``'s handler is given instead of ``message``. Raise
+        """The message ``worker``'s handler is given instead of ``message``. It runs before the handler's own
+        checks, so it also sees messages the handler then refuses: keep no state from one that may be forged. Raise
         :class:`~fscore.errors.RejectedMessage` to refuse it: it is dead-lettered like any refused record."""
         return message
 

@@ -42,8 +42,9 @@ def resolve_path(path: str, key: str) -> Any:
     """``module:attr`` (or a bare ``module``), imported now; ``key`` names the config key on failure."""
     try:
         return pkgutil.resolve_name(path)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigError(f"{key}: cannot import {path!r} ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # noqa: BLE001 - any failure of a user module's import is reported, one line
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        raise ConfigError(f"{key}: cannot import {path!r} ({type(exc).__name__}: {text})") from None
 
 
 class Registry(Generic[T]):
@@ -78,7 +79,7 @@ class Registry(Generic[T]):
             return resolve_path(name, key)
         entry = self.entry_points().get(name)
         if entry is None:
-            raise ConfigError(f"{key}: unknown {self.kind} {name!r}; known: {', '.join(self.names())} "
+            raise ConfigError(f"{key}: unknown {self.kind} {name!r}; known: {', '.join(self.names()) or '(none)'} "
                               "(or give module:attr)")
         try:
             return entry.load()

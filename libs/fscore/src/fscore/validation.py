@@ -26,6 +26,8 @@ def build_aggregator(config: CourseConfig) -> Aggregator:
 
 
 def build_sampler(strategy: StrategyConfig) -> Sampler:
+    if "groups" in strategy.sampler_options:
+        raise ConfigError("strategy.sampler_options.groups: the number of groups is strategy.groups")
     return make_sampler(strategy.setting("sampler"), groups=strategy.groups, **strategy.sampler_options)
 
 
@@ -57,7 +59,12 @@ def validate_course(config: CourseConfig, plugins: Sequence[tuple[str, PluginCon
     factory = config.trainer.factory
     if factory is not None and factory not in TRAINERS:  # not imported here: it may need torch, the coordinator not
         TRAINERS.resolve(factory, "trainer.factory")  # raises, naming the key and the known trainers
+    seen: dict[str, str] = {}
     for key, entry, cls in plugins:
+        label = cls.name or cls.__name__
+        if label in seen:  # their randomness and their summaries would be one
+            raise ConfigError(f"{key}.name: plug-in {label} is already given by {seen[label]}; give it once")
+        seen[label] = key
         role = "coordinator" if entry.role == "coordinator" else "participant"
         build_plugin(key, entry, cls, PluginContext(config.course_id, config.seed, role,
                                                      None if role == "coordinator" else 0))

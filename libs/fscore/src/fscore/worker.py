@@ -7,6 +7,7 @@ every message to each condition that now holds. Which handler runs for which eve
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from typing import Any, ClassVar, Protocol
@@ -182,8 +183,7 @@ class BaseWorker:
         """``message`` through the plug-ins' transforms of ``direction``; they may change the payload only."""
         for plugin in self.plugins:
             changed = getattr(plugin, direction)(self, message)
-            if (changed.type, changed.id, changed.sender, changed.receivers) != (
-                    message.type, message.id, message.sender, message.receivers):
+            if dataclasses.replace(changed, payload=message.payload) != message:
                 raise FscoreError(f"{self.address}: plug-in {plugin.label}'s {direction} transform changed the "
                                   f"envelope of {message.type} {message.id} (a transform may change the payload only)")
             message = changed
