@@ -41,11 +41,6 @@ from fstranslation.layout import TensorSpec, layout_differences, layout_problems
 _STREAM_INIT, _STREAM_SAMPLER, _STREAM_TRAINER, _STREAM_DEVICES = 1, 2, 3, 4
 
 
-def import_object(path: str, what: str) -> Any:
-    """``module:attribute``, or the module itself for a bare ``module``; ``what`` names the config key."""
-    return resolve_path(path, what)
-
-
 def participant_address(index: int) -> str:
     return f"participant-{index:05d}"
 
@@ -109,7 +104,7 @@ class CourseBuilder:
         hook = self.config.model.init
         if hook is None:
             return init_params(self.agreed_layout, rng)
-        params = {k: np.asarray(v) for k, v in import_object(hook, "model.init")(self.agreed_layout, rng).items()}
+        params = {k: np.asarray(v) for k, v in resolve_path(hook, "model.init")(self.agreed_layout, rng).items()}
         problems = layout_problems(params, self.agreed_layout)
         if problems:
             raise ConfigError(f"model.init: {hook} returned parameters that do not match the agreed layout: "
@@ -212,7 +207,7 @@ class CourseBuilder:
             import fscore.trainers.keras_trainer  # noqa: F401  (before any hook imports TensorFlow: see there)
         hook = self.config.model.builders.get(backend)  # type: ignore[call-overload]
         if hook is not None:
-            return import_object(hook, f"model.builders.{backend}")(self.model_spec)
+            return resolve_path(hook, f"model.builders.{backend}")(self.model_spec)
         if self.config.model.name == "custom":
             raise ConfigError(f"model.builders.{backend}: a custom model needs a {backend} builder "
                               "(module:function taking a ModelSpec) for participants on that backend")
@@ -229,7 +224,7 @@ class CourseBuilder:
         if hook is None:
             return None
         where = f"trainer.adapters.{backend}"
-        adapter = import_object(hook, where)
+        adapter = resolve_path(hook, where)
         missing = [f for f in ("to_wire", "from_wire") if not callable(getattr(adapter, f, None))]
         if missing:
             raise ConfigError(f"{where}: {hook} has no {' or '.join(missing)}")
@@ -289,11 +284,11 @@ class CourseBuilder:
             worker.use(plugin)
         for cond in self.config.conditions:
             if cond.role == worker.role:
-                check = import_object(cond.check, f"conditions[{cond.name}].check")
+                check = resolve_path(cond.check, f"conditions[{cond.name}].check")
                 worker.add_condition(Condition.of(cond.name, check, cond.watches))
         for i, h in enumerate(self.config.handlers):
             if h.role == worker.role:
-                func = import_object(h.handler, f"handlers[{i}].handler")
+                func = resolve_path(h.handler, f"handlers[{i}].handler")
                 worker.register(Event.parse(h.event), functools.partial(func, worker), h.emits)
         return worker
 
