@@ -10,10 +10,12 @@ schemas, and a recomputation of every round's FedAvg from the recorded updates.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import signal
 import subprocess
+import sys
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -249,3 +251,30 @@ def test_restarts_after_the_finish_recover_and_exit_and_a_changed_config_is_refu
     other = subprocess.run([str(BIN / "fscope-coordinator"), "serve", config, *flags, "--set", "rounds=50"],
                            capture_output=True, text=True, timeout=300)
     assert other.returncode == 2 and "config_differs" in other.stdout + other.stderr
+
+
+def test_the_plain_avro_example_dumps_every_topic_as_json_lines(finished_course):
+    """examples/dump_topics.py: confluent-kafka, fastavro and the .avsc files, none of fscope's code."""
+    from tests.conftest import ROOT
+
+    script = ROOT / "examples" / "dump_topics.py"
+    imported = {alias.name.split(".")[0] for node in ast.walk(ast.parse(script.read_text()))
+                if isinstance(node, ast.Import | ast.ImportFrom)
+                for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
+    assert imported <= {"argparse", "io", "json", "sys", "pathlib", "fastavro", "confluent_kafka"}, imported
+    proc = subprocess.run([sys.executable, "-I", str(script), finished_course["bootstrap"],
+                           finished_course["course"]], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    decoded = [line["message"] for line in lines if "message" in line]
+    types = defaultdict(int)
+    for message in decoded:
+        assert message["course"] == finished_course["course"]
+        types[message["type"]] += 1
+    assert types["model_update"] >= 3 * ROUNDS and types["finish"] == 1 and types["course_manifest"] == 1
+    update = next(m for m in decoded if m["type"] == "model_update")
+    assert {t["name"] for t in update["payload"]["tensors"]} and update["payload"]["tensors"][0]["shape"]
+    # The intruder's garbage, dead-lettered, is reported as undecodable instead of stopping the dump.
+    assert any("undecodable" in line and line["topic"].endswith(".dlq") for line in lines)
+    dumped = {(line["topic"], line["partition"], line["offset"]) for line in lines}
+    assert len(dumped) == len(lines)

@@ -63,3 +63,36 @@ def test_cli_reports_missing_file_in_one_line(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "not found" in proc.stderr
+
+
+def _cli_run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fscore.cli", "run", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def _one_config_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fscope: config error:"), proc.stderr
+    return lines[0]
+
+
+def test_binary_config_file_is_one_line_naming_it(tmp_path):
+    png = tmp_path / "plot.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    line = _one_config_error_line(_cli_run(str(png)))
+    assert f"{png}: not a text file" in line
+
+
+def test_yaml_with_nul_byte_is_one_line_naming_the_line(tmp_path):
+    bad = tmp_path / "nul.yaml"
+    bad.write_bytes(b"rounds: 3\n\x00seed: 1\n")
+    line = _one_config_error_line(_cli_run(str(bad)))
+    assert "invalid YAML at line 2" in line and "U+0000" in line
+
+
+def test_too_many_participants_names_the_key_and_the_limit(example_config):
+    line = _one_config_error_line(_cli_run(str(example_config), "--set", "participants=5000"))
+    assert line.startswith("fscope: config error: participants: 5000 participants")
+    assert "data.min_samples_per_participant=4" in line and "at most 359 participants" in line

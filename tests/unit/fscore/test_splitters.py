@@ -66,5 +66,5 @@ def test_impossible_split_is_a_config_error_naming_the_data_section(example_conf
     from fscore.errors import ConfigError
 
     builder = CourseBuilder(load_config(example_config, ["participants=1000"]))
-    with pytest.raises(ConfigError, match="data: cannot give 1000 participants 4 of"):
+    with pytest.raises(ConfigError, match=r"participants: 1000 participants with data\.min_samples_per_participant=4"):
         _ = builder.federation

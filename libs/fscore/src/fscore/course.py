@@ -70,9 +70,12 @@ class CourseBuilder:
 
     def _build_federation(self) -> Federation:
         from fscore.data.federation import build_federation
+        from fscore.data.splitters import SplitError
 
         try:
             return build_federation(self.config.data, self.config.participants, self.config.seed)
+        except SplitError as exc:
+            raise ConfigError(f"{exc.key}: {exc}") from None
         except ValueError as exc:
             raise ConfigError(f"data: {exc}") from None
 

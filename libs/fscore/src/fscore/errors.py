@@ -20,7 +20,10 @@ class FscoreError(Exception):
 
 
 class ConfigError(FscoreError):
-    pass
+    """Always one line: a message from a library (YAML, pydantic, a user's module) may span several."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
 
 
 class CompletenessError(FscoreError):

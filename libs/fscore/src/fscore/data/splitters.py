@@ -12,18 +12,30 @@ import numpy as np
 _MAX_DRAWS = 100
 
 
+class SplitError(ValueError):
+    """A federation that cannot be dealt out, naming the config ``key`` a user changes to fix it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 def iid_split(num_examples: int, num_parts: int, rng: np.random.Generator) -> list[np.ndarray]:
     if num_parts > num_examples:
-        raise ValueError(f"cannot split {num_examples} examples over {num_parts} participants")
+        raise SplitError("participants", f"{num_parts} participants cannot share {num_examples} training "
+                         f"examples (the pool left after data.heldout_fraction); at most {num_examples}")
     return [np.sort(part) for part in np.array_split(rng.permutation(num_examples), num_parts)]
 
 
 def dirichlet_split(labels: np.ndarray, num_parts: int, alpha: float, rng: np.random.Generator,
                     *, min_size: int = 2) -> list[np.ndarray]:
     if alpha <= 0:
-        raise ValueError(f"Dirichlet alpha must be positive, not {alpha}")
+        raise SplitError("data.alpha", f"Dirichlet alpha must be positive, not {alpha}")
     if num_parts * min_size > len(labels):
-        raise ValueError(f"cannot give {num_parts} participants {min_size} of {len(labels)} examples each")
+        raise SplitError("participants", f"{num_parts} participants with data.min_samples_per_participant="
+                         f"{min_size} need {num_parts * min_size} examples, but the pool left after "
+                         f"data.heldout_fraction holds {len(labels)}; at most {len(labels) // min_size} "
+                         f"participants, or lower data.min_samples_per_participant")
     parts: list[list[int]] = []
     for _ in range(_MAX_DRAWS):
         parts = _draw(labels, num_parts, alpha, rng)
