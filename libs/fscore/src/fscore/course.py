@@ -6,6 +6,7 @@ same in simulation and in deployment; only the transport and the clock differ.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable
@@ -15,16 +16,19 @@ from typing import Any
 import numpy as np
 
 from fscore.conditions import Condition
-from fscore.config import CourseConfig
+from fscore.config import CourseConfig, TrainerConfig
 from fscore.coordinator import Aggregation, Coordinator, CoursePlan, Evaluation, Evaluator
 from fscore.data.dataset import ClientData, Dataset, Federation
 from fscore.data.sources import dataset_source
+from fscore.data.tasks import build_task
 from fscore.errors import ConfigError
 from fscore.events import Event
 from fscore.flowgraph import FlowGraph, check_variants
 from fscore.message import COORDINATOR, PARTICIPANT, MessageCatalog
-from fscore.models.zoo import ModelSpec, init_params, zoo_layout
+from fscore.models.zoo import ModelSpec, batchnorm_constants, init_params, zoo_layout
 from fscore.participant import Participant
+from fscore.personalization import SharedPart, TrainerParts, build_personalization
+from fscore.personalization.checks import check_participants, check_sharing
 from fscore.plugins import Plugin, PluginContext
 from fscore.registry import resolve_path
 from fscore.simulation.device import DeviceProfile, device_profiles
@@ -39,6 +43,7 @@ from fstranslation.layout import TensorSpec, layout_differences, layout_problems
 
 # Distinct streams of randomness, so adding draws to one never shifts another.
 _STREAM_INIT, _STREAM_SAMPLER, _STREAM_TRAINER, _STREAM_DEVICES = 1, 2, 3, 4
+_STREAM_PRIVATE = 7  # a participant's private parameters' start (6 is the plug-ins')
 
 
 def participant_address(index: int) -> str:
@@ -61,6 +66,10 @@ class CourseBuilder:
             for mt in cls.message_types():
                 self.catalog.register(mt.name, mt.receiver, mt.schema)
         validate_course(config, self.plugins)
+        self.personalization = build_personalization(config.personalization.name, config.personalization.options)
+        #: the parameters participants exchange (model.share, less what the personalization keeps local)
+        self.shared = check_sharing(config, self.personalization, self.model_layout)
+        check_participants(config, self.personalization, self.shared, self.layout_for)
         self.topics = CourseTopics(config.transport.topic_prefix, config.course_id,
                                    config.transport.direct_partitions)
 
@@ -88,8 +97,8 @@ class CourseBuilder:
             raise ConfigError(f"model.name: {exc}") from None
 
     @cached_property
-    def agreed_layout(self) -> dict[str, TensorSpec]:
-        """The parameters every participant exchanges: declared in ``model.layout``, or the zoo model's."""
+    def model_layout(self) -> dict[str, TensorSpec]:
+        """The course's whole model: declared in ``model.layout``, or the zoo model's."""
         model = self.config.model
         declared = {p.name: TensorSpec(p.shape, p.dtype) for p in model.layout or []}
         if model.name == "custom":
@@ -101,12 +110,35 @@ class CourseBuilder:
                               + "; ".join(problems))
         return zoo
 
+    @cached_property
+    def agreed_layout(self) -> dict[str, TensorSpec]:
+        """The global model every participant exchanges with the coordinator: the shared parameters of the
+        course model, laid out by the personalization (FedEM: K components); all of it by default."""
+        return self.personalization.global_layout({n: self.model_layout[n] for n in self.shared})
+
+    @property
+    def global_is_complete(self) -> bool:
+        """Whether the global model is a whole model, which a held-out set can evaluate."""
+        return self.personalization.complete_global and len(self.shared) == len(self.model_layout)
+
+    def spec_for(self, index: int) -> ModelSpec:
+        """Participant ``index``'s model: the course's, with its task's number of classes."""
+        task = self.config.task_for(index)
+        if task == "default":
+            return self.model_spec
+        classes = build_task(task, "participant_overrides.task").num_classes(self.model_spec.num_classes)
+        return dataclasses.replace(self.model_spec, num_classes=classes)
+
+    def layout_for(self, index: int) -> dict[str, TensorSpec]:
+        """Participant ``index``'s whole model (its task's head included)."""
+        return self.model_layout if self.config.task_for(index) == "default" else zoo_layout(self.spec_for(index))
+
     def initial_params(self) -> dict[str, np.ndarray]:
         """The initial global model; a ``model.init`` hook must return exactly the agreed layout."""
         rng = np.random.default_rng([self.config.seed, _STREAM_INIT])
         hook = self.config.model.init
         if hook is None:
-            return init_params(self.agreed_layout, rng)
+            return init_params(self.agreed_layout, rng, batchnorm_constants(list(self.agreed_layout)))
         params = {k: np.asarray(v) for k, v in resolve_path(hook, "model.init")(self.agreed_layout, rng).items()}
         problems = layout_problems(params, self.agreed_layout)
         if problems:
@@ -119,7 +151,9 @@ class CourseBuilder:
         e = c.evaluation
         return CoursePlan(c.participants, c.rounds, c.sample_size, e.every, e.patience, e.min_delta, e.metric,
                           e.target, e.stop_at_target, c.joining.timeout_s, c.joining.min_participants,
-                          c.limits.max_samples_factor)
+                          c.limits.max_samples_factor,
+                          private=tuple(sorted({n for i in range(c.participants) for n in self.layout_for(i)}
+                                               - set(self.shared))))
 
     def strategy(self) -> Strategy:
         c = self.config
@@ -168,34 +202,51 @@ class CourseBuilder:
         ``alone``: recompute the split from the seed and keep only this shard, so a participant
         process holds no other participant's examples. A standalone run shares one split instead.
         """
+        task = self.config.task_for(index)
+        relabel = (lambda d: d) if task == "default" else build_task(task, "participant_overrides.task").apply
         if self.config.data.local_path is None:
-            return (self._build_federation() if alone else self.federation).clients[index]
+            return relabel((self._build_federation() if alone else self.federation).clients[index])
         from fscore.data.federation import load_local_shard
 
         spec = self.model_spec  # the layout comes from the config, so the course's dataset is never loaded
-        return load_local_shard(self.config.data, index, self.config.seed, int(np.prod(spec.input_shape)),
-                                spec.num_classes)
+        return relabel(load_local_shard(self.config.data, index, self.config.seed, int(np.prod(spec.input_shape)),
+                                        spec.num_classes))
 
     def backend(self, index: int) -> str:
-        cfg = self.config.trainer
-        return cfg.participant_backends.get(index, cfg.backend)
+        return self.config.backend_for(index)
 
     def trainer(self, index: int) -> Trainer:
         """Participant ``index``'s trainer, in its own backend; all backends exchange the agreed layout.
+
+        The backend's trainer (:meth:`base_trainer`) keeps the private parameters back (``model.share``:
+        :class:`~fscore.personalization.SharedPart`), and the personalization wraps it (Ditto's personal model).
+        """
+        cfg = self.config.trainer_for(index)
+        base = self.base_trainer(index, cfg)
+        full = self.layout_for(index)
+        if len(self.shared) < len(full):
+            rng = np.random.default_rng([self.config.seed, _STREAM_PRIVATE, index])
+            base = SharedPart(base, self.shared, init_params(full, rng, batchnorm_constants(list(full))))
+        parts = TrainerParts(index, self.backend(index), cfg, (self.config.seed, _STREAM_TRAINER, index), base,
+                             lambda k, other=None: self.base_trainer(index, other or cfg, k))
+        return self.personalization.trainer(parts)
+
+    def base_trainer(self, index: int, cfg: TrainerConfig, copy: int = 0) -> Trainer:
+        """A fresh trainer of participant ``index``'s whole model; ``copy`` k > 0 gets a seed of its own.
 
         Hooks, in order: ``trainer.factory`` builds the whole trainer; else the backend's trainer wraps
         ``model.builders[backend]`` (or the zoo's twin) and encodes with ``trainer.adapters[backend]``
         (or the backend's adapter).
         """
-        cfg = self.config.trainer
-        seed = (self.config.seed, _STREAM_TRAINER, index)
+        seed = (self.config.seed, _STREAM_TRAINER, index, *((copy,) if copy else ()))
+        spec = self.spec_for(index)
         if cfg.factory is not None:
-            trainer = TRAINERS.resolve(cfg.factory, "trainer.factory")(self.model_spec, cfg, seed)
+            trainer = TRAINERS.resolve(cfg.factory, "trainer.factory")(spec, cfg, seed)
             if not isinstance(trainer, Trainer):
                 raise ConfigError(f"trainer.factory: {cfg.factory} returned {type(trainer).__name__}, not a Trainer")
             return trainer
         backend = self.backend(index)
-        model, adapter = self.backend_model(backend), self._adapter(backend)
+        model, adapter = self.backend_model(backend, spec), self._adapter(backend)
         if backend == "tensorflow":
             from fscore.trainers.keras_trainer import KerasTrainer
 
@@ -204,23 +255,25 @@ class CourseBuilder:
 
         return TorchTrainer(model, cfg, seed=seed, adapter=adapter)
 
-    def backend_model(self, backend: str) -> Any:
-        """A fresh model in ``backend``: the config's builder hook, else the zoo's twin."""
+    def backend_model(self, backend: str, spec: ModelSpec | None = None) -> Any:
+        """A fresh model in ``backend`` (of ``spec``, default the course's): the config's builder hook, else the
+        zoo's twin."""
+        spec = spec or self.model_spec
         if backend == "tensorflow":
             import fscore.trainers.keras_trainer  # noqa: F401  (before any hook imports TensorFlow: see there)
         hook = self.config.model.builders.get(backend)  # type: ignore[call-overload]
         if hook is not None:
-            return resolve_path(hook, f"model.builders.{backend}")(self.model_spec)
+            return resolve_path(hook, f"model.builders.{backend}")(spec)
         if self.config.model.name == "custom":
             raise ConfigError(f"model.builders.{backend}: a custom model needs a {backend} builder "
                               "(module:function taking a ModelSpec) for participants on that backend")
         if backend == "tensorflow":
             from fscore.models.keras_zoo import build_keras_model
 
-            return build_keras_model(self.model_spec)
+            return build_keras_model(spec)
         from fscore.models.torch_zoo import build_torch_model
 
-        return build_torch_model(self.model_spec)
+        return build_torch_model(spec)
 
     def _adapter(self, backend: str) -> BackendAdapter | None:
         hook = self.config.trainer.adapters.get(backend)  # type: ignore[call-overload]
@@ -234,8 +287,10 @@ class CourseBuilder:
         return adapter
 
     def heldout_evaluator(self) -> Evaluator | None:
-        """The standalone coordinator's held-out evaluation, on the course's torch model (none without one)."""
-        if self.config.model.name == "custom" and "torch" not in self.config.model.builders:
+        """The standalone coordinator's held-out evaluation, on the course's torch model (none without one, or
+        when the global model is not a whole model: private parameters, FedEM's components)."""
+        model = self.config.model
+        if not self.global_is_complete or (model.name == "custom" and "torch" not in model.builders):
             return None
         from fscore.trainers.torch_trainer import TorchEvaluator
 
@@ -245,6 +300,8 @@ class CourseBuilder:
         """A framework-free held-out evaluator for the coordinator service (logreg and MLP only)."""
         from fscore.models.numpy_forward import NumpyEvaluator
 
+        if not self.global_is_complete:
+            return None
         return NumpyEvaluator.for_spec(self.model_spec, self.federation.heldout)
 
     def plugins_for(self, role: str, index: int | None) -> list[Plugin]:

@@ -30,7 +30,8 @@ T = TypeVar("T")
 
 #: the entry-point groups, one per extension point
 GROUPS = {"aggregator": "fscope.aggregators", "sampler": "fscope.samplers", "trainer": "fscope.trainers",
-          "plugin": "fscope.plugins", "dataset": "fscope.datasets"}
+          "plugin": "fscope.plugins", "dataset": "fscope.datasets", "task": "fscope.tasks",
+          "personalization": "fscope.personalizations"}
 
 
 def is_path(name: str) -> bool:

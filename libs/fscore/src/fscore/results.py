@@ -31,13 +31,15 @@ def model_sha256(params: Mapping[str, np.ndarray], codec: WireCodec) -> str:
 def evaluation_row(evaluation: Evaluation, wall_time: float) -> dict[str, Any]:
     return {"round": evaluation.round, "virtual_time": evaluation.virtual_time, "wall_time": round(wall_time, 4),
             **evaluation.metrics, "num_aggregated": len(evaluation.aggregated),
-            "aggregated": list(evaluation.aggregated)}
+            "aggregated": list(evaluation.aggregated),
+            **({"clientwise": evaluation.clients} if evaluation.clients else {})}
 
 
 def aggregation_row(aggregation: Aggregation) -> dict[str, Any]:
     return {"round": aggregation.round, "virtual_time": aggregation.virtual_time,
             "senders": list(aggregation.senders), "staleness": list(aggregation.staleness),
-            "dropped": [{"sender": s, "staleness": st} for s, st in aggregation.dropped]}
+            "dropped": [{"sender": s, "staleness": st} for s, st in aggregation.dropped],
+            "update_bytes": aggregation.update_bytes, "model_bytes": aggregation.model_bytes}
 
 
 #: the summary keys worth a log line (the per-participant tables are for summary.json and the report)
@@ -54,6 +56,31 @@ def time_to_target(history: list[Evaluation], metric: str, target: float | None)
         if value is not None and (value >= target if metric == "accuracy" else value <= target):
             return evaluation.virtual_time
     return None
+
+
+def clientwise(history: list[Evaluation]) -> dict[str, Any]:
+    """Client-wise metrics of the last evaluation the participants answered (paper Figure 11): per metric the
+    mean over participants, their standard deviation and 10th percentile, and each participant's value."""
+    last = next((e for e in reversed(history) if e.clients), None)
+    if last is None:
+        return {}
+    out: dict[str, Any] = {"round": last.round}
+    for metric in sorted({k for values in last.clients.values() for k in values}):
+        by = {a: v[metric] for a, v in last.clients.items() if metric in v}
+        values = np.array(list(by.values()), dtype=np.float64)
+        out[metric] = {"mean": float(values.mean()), "std": float(values.std()),
+                       "p10": float(np.percentile(values, 10)), "by_participant": by}
+    return out
+
+
+def traffic(aggregations: list[Aggregation]) -> dict[str, float]:
+    """Tensor bytes per aggregation: what participants sent up, and the model sent down to the same number."""
+    if not aggregations:
+        return {}
+    up = [a.update_bytes for a in aggregations]
+    down = [a.model_bytes * len(a.senders) for a in aggregations]
+    return {"update_bytes_per_round": float(np.mean(up)), "model_bytes_per_round": float(np.mean(down)),
+            "bytes_per_round": float(np.mean(up) + np.mean(down))}
 
 
 def course_statistics(coordinator: Coordinator) -> dict[str, Any]:
@@ -93,6 +120,7 @@ def course_summary(config: CourseConfig, coordinator: Coordinator, codec: WireCo
         "time_to_target_h": None if reached is None else reached / 3600.0,
         "wall_time_s": round(time.perf_counter() - started, 3),
         "model_sha256": model_sha256(coordinator.params, codec), **course_statistics(coordinator),
+        "clientwise": clientwise(s.history), "traffic": traffic(s.aggregations),
         **({"plugins": {p.label: p.summary() for p in coordinator.plugins}} if coordinator.plugins else {})}
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from typing import Any
 
 from pydantic import Field, model_validator
 
+from fscore.config.personal import PersonalizationConfig, check_overrides, overrides_for, trainer_for
 from fscore.config.sections import (
     AggregatorConfig,
     AttackConfig,
@@ -49,6 +51,10 @@ class CourseConfig(_Strict):
     conditions: list[ConditionConfig] = Field(default_factory=list)
     handlers: list[HandlerConfig] = Field(default_factory=list)
     plugins: list[PluginConfig] = Field(default_factory=list)
+    participant_overrides: dict[int | str, dict[str, Any]] = Field(default_factory=dict, description=(
+        "participant index (7) or range (\"0-24\") -> trainer keys it uses instead of the trainer section's, "
+        "and its task (e.g. parity); later entries win"))
+    personalization: PersonalizationConfig = PersonalizationConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> CourseConfig:
@@ -66,9 +72,23 @@ class CourseConfig(_Strict):
             if outside:
                 raise ValueError(f"{key}: participants {outside} do not exist (indices run from 0 "
                                  f"to {self.participants - 1})")
+        check_overrides(self.participant_overrides, self.trainer, self.participants)
         if self.attack.kind != "none" and not self.attack.participants:
             raise ValueError(f"attack.participants: attack {self.attack.kind!r} names no malicious participant")
         return self
+
+    def trainer_for(self, index: int) -> TrainerConfig:
+        """Participant ``index``'s trainer section, its ``participant_overrides`` applied."""
+        return trainer_for(self.trainer, self.participant_overrides, index, self.participants)
+
+    def backend_for(self, index: int) -> str:
+        """Participant ``index``'s backend: its override, else ``trainer.participant_backends``, else the course's."""
+        override = overrides_for(self.participant_overrides, index, self.participants).get("backend")
+        return override or self.trainer.participant_backends.get(index, self.trainer.backend)
+
+    def task_for(self, index: int) -> str:
+        """Participant ``index``'s learning goal (``participant_overrides.<i>.task``); ``default`` is the dataset's."""
+        return overrides_for(self.participant_overrides, index, self.participants).get("task", "default")
 
     def plugin_entries(self) -> list[tuple[str, PluginConfig]]:
         """Every plug-in of the course with the config key it came from; the ``attack`` section is the

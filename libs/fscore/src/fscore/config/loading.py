@@ -24,7 +24,7 @@ def _format_errors(exc: ValidationError) -> str:
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "<config>"
         msg = err["msg"].removeprefix("Value error, ")
-        named = re.match(r"^([\w.]+): ", msg)
+        named = re.match(r"^([\w.\-\[\]]+): ", msg)
         if named and (key == "<config>" or named.group(1).startswith(key + ".")):  # a check naming its own key
             key, msg = named.group(1), msg[named.end():]
         if err["type"] == "extra_forbidden":

@@ -17,12 +17,32 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class FeatureSkewConfig(_Strict):
+    """Feature skew (paper §3.4): each participant's inputs pass through its own transform, drawn once from the
+    course seed, so participants see the same labels in differently looking images (what FedBN corrects)."""
+
+    rotation_deg: float = Field(0.0, ge=0, le=180, description="image rotation drawn from U(-r, r) degrees")
+    intensity: tuple[float, float] = Field((1.0, 1.0), description="pixel scale drawn from U(lo, hi)")
+    offset: float = Field(0.0, ge=0, description="pixel offset drawn from U(-o, o)")
+    noise_std: float = Field(0.0, ge=0, description="std of seeded Gaussian noise added to every input")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FeatureSkewConfig:
+        lo, hi = self.intensity
+        if not 0 < lo <= hi:
+            raise ValueError(f"intensity: give (lo, hi) with 0 < lo <= hi, not {self.intensity}")
+        return self
+
+
 class DataConfig(_Strict):
     dataset: str = Field("digits", min_length=1, description=(
         "digits | synthetic, a registered dataset, an entry point of group fscope.datasets, or module:attr "
         "(a fscore.data.sources.DatasetSource)"))
-    split: Literal["iid", "dirichlet"] = "dirichlet"
+    split: Literal["iid", "dirichlet", "classes"] = Field("dirichlet", description=(
+        "iid; dirichlet: label skew by Dir(alpha); classes: each participant holds classes_per_participant "
+        "classes"))
     alpha: float = Field(0.5, gt=0, description="Dirichlet concentration; smaller is more label-skewed")
+    classes_per_participant: int = Field(2, ge=1, description="split classes: how many classes each one holds")
     test_fraction: float = Field(0.2, ge=0, lt=1, description="share of each participant's data for its local test")
     heldout_fraction: float = Field(0.2, gt=0, lt=1, description="share kept at the coordinator for evaluation")
     min_samples_per_participant: int = Field(4, ge=1)
@@ -30,6 +50,8 @@ class DataConfig(_Strict):
     synthetic_beta: float = Field(1.0, ge=0)
     synthetic_dim: int = Field(60, ge=1)
     synthetic_classes: int = Field(10, ge=2)
+    feature_skew: FeatureSkewConfig | None = Field(None, description=(
+        "per-participant input transforms (rotation, intensity, noise) drawn from the seed: feature skew"))
     local_path: str | None = Field(None, description=(
         "a participant's own data instead of a shard: an .npz with arrays x and y laid out like `dataset`; "
         "{index} in the path is replaced by the participant's index"))
@@ -54,8 +76,12 @@ class ModelConfig(_Strict):
     ``builders`` hook of its backend. A zoo model may declare its layout too, as a check.
     """
 
-    name: Literal["logreg", "mlp", "convnet2", "custom"] = "mlp"
+    name: Literal["logreg", "mlp", "mlp_bn", "convnet2", "custom"] = "mlp"
     hidden: int = Field(64, ge=1)
+    share: list[str] = Field(["*"], min_length=1, description=(
+        "glob patterns over the agreed parameter names: the parameters participants share. The others are "
+        "private: they stay on the participant, on no topic and in no aggregate (e.g. [fc1.*] shares the body "
+        "and keeps each participant's head)"))
     layout: list[ParameterConfig] | None = Field(None, description=(
         "the agreed layout, declared: required for a custom model; for a zoo model it must equal the zoo's"))
     builders: dict[Backend, str] = Field(default_factory=dict, description=(

@@ -62,6 +62,10 @@ from fscore.worker import BaseWorker, Outbox
 log = structlog.get_logger("fscore.coordinator")
 
 
+def _nbytes(tensors: Mapping[str, np.ndarray]) -> int:
+    return sum(int(t.nbytes) for t in tensors.values())
+
+
 class Evaluator(Protocol):
     """Evaluates the global model on the coordinator's held-out set; optional, and framework-specific."""
 
@@ -210,6 +214,10 @@ class Coordinator(Joining, Alarms, Evaluating, BaseWorker):
         expected = self.params
         missing = sorted(set(expected) - set(tensors))
         extra = sorted(set(tensors) - set(expected))
+        private = sorted(set(extra) & set(self.plan.private))
+        if private:
+            raise RejectedMessage(f"participant {sender} sent private parameters {private}: they never leave a "
+                                  "participant (model.share, personalization), so the update is refused")
         if missing or extra:
             raise RejectedMessage(f"participant {sender} sent tensors that do not match the course model: "
                                   f"missing {missing}, unexpected {extra}")
@@ -238,7 +246,8 @@ class Coordinator(Joining, Alarms, Evaluating, BaseWorker):
         for old in [r for r in self.versions if r not in needed]:
             del self.versions[old]
         record = Aggregation(s.round, self.now, tuple(u.sender for u in updates),
-                             tuple(u.staleness for u in updates), tuple(s.buffer.dropped))
+                             tuple(u.staleness for u in updates), tuple(s.buffer.dropped),
+                             update_bytes=sum(_nbytes(u.params) for u in updates), model_bytes=_nbytes(self.params))
         s.aggregations.append(record)
         s.last_aggregated = record.senders
         s.buffer.updates, s.buffer.dropped = [], []

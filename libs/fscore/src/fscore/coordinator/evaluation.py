@@ -46,13 +46,15 @@ class Evaluating:
         s.membership.unresponsive.pop(msg.sender, None)  # heard from (it may have missed a training deadline meanwhile)
 
     def record_evaluation(self, _: Message | None = None) -> None:
-        self._record(_weighted_metrics(self.state.evaluation.replies.values(), prefix="clients."))
+        replies = self.state.evaluation.replies
+        self._record(_weighted_metrics(replies.values(), prefix="clients."),
+                     {address: dict(values) for address, (n, values) in sorted(replies.items()) if n > 0})
 
-    def _record(self, metrics: dict[str, float]) -> None:
+    def _record(self, metrics: dict[str, float], clients: dict[str, dict[str, float]] | None = None) -> None:
         s = self.state
         if self.evaluator is not None:
             metrics.update({f"heldout.{k}": v for k, v in self.evaluator(self.params).items()})
-        evaluation = Evaluation(s.round, self.now, metrics, s.last_aggregated)
+        evaluation = Evaluation(s.round, self.now, metrics, s.last_aggregated, clients or {})
         s.history.append(evaluation)
         self._track_progress(metrics)
         s.phase = "round_done"

@@ -29,6 +29,7 @@ class CoursePlan:
     join_timeout_s: float | None = None  # start with whoever joined this long after the coordinator started
     min_participants: int = 1  # ...if at least this many did
     max_samples_factor: float = 1.0  # an update may claim at most this x the samples its sender declared
+    private: tuple[str, ...] = ()  # parameters that never leave a participant (model.share, personalization)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Evaluation:
     virtual_time: float
     metrics: dict[str, float]
     aggregated: tuple[str, ...]
+    #: each participant's own metrics (client-wise accuracy, paper Figure 11), when participants evaluated
+    clients: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Aggregation:
     senders: tuple[str, ...]
     staleness: tuple[int, ...]
     dropped: tuple[tuple[str, int], ...] = ()  # (sender, staleness) of updates over the toleration
+    update_bytes: int = 0  # tensor bytes of the updates aggregated (what participants sent)
+    model_bytes: int = 0  # tensor bytes of the global model (what each participant is sent)
 
 
 @dataclass

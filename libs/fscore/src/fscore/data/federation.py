@@ -17,8 +17,14 @@ def load_digits_dataset() -> Dataset:
 
 
 def build_federation(cfg: DataConfig, num_participants: int, seed: int) -> Federation:
-    """The course's federation from its ``data.dataset`` source (:mod:`fscore.data.sources`), drawn from the seed."""
-    return dataset_source(cfg).federation(cfg, num_participants, np.random.default_rng([seed, 0xDA7A]))
+    """The course's federation from its ``data.dataset`` source (:mod:`fscore.data.sources`), drawn from the seed,
+    with each participant's feature skew applied (its own stream, so the split is the same with or without)."""
+    federation = dataset_source(cfg).federation(cfg, num_participants, np.random.default_rng([seed, 0xDA7A]))
+    if cfg.feature_skew is not None:
+        from fscore.data.skew import skew_federation
+
+        federation = skew_federation(federation, cfg.feature_skew, seed)
+    return federation
 
 
 def load_local_shard(cfg: DataConfig, index: int, seed: int, num_features: int, num_classes: int) -> ClientData:

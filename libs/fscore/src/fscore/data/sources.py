@@ -16,7 +16,7 @@ import numpy as np
 
 from fscore.config import DataConfig
 from fscore.data.dataset import ClientData, Dataset, Federation
-from fscore.data.splitters import dirichlet_split, iid_split, train_test_split
+from fscore.data.splitters import classes_split, dirichlet_split, iid_split, train_test_split
 from fscore.interfaces import RequiredMethods, abstract
 from fscore.registry import Registry
 
@@ -55,6 +55,8 @@ class CentralDataset(DatasetSource):
         pool = data.subset(pool_idx)
         if cfg.split == "iid":
             parts = iid_split(len(pool), participants, rng)
+        elif cfg.split == "classes":
+            parts = classes_split(pool.y, participants, cfg.classes_per_participant, rng)
         else:
             parts = dirichlet_split(pool.y, participants, cfg.alpha, rng, min_size=cfg.min_samples_per_participant)
         clients = [client_split(pool.subset(idx), cfg.test_fraction, rng) for idx in parts]

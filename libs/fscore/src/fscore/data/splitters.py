@@ -78,3 +78,28 @@ def train_test_split(num_examples: int, test_fraction: float,
     if num_examples >= 2:
         n_test = min(max(n_test, 1), num_examples - 1)
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def classes_split(labels: np.ndarray, num_parts: int, per_part: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Pathological label skew (McMahan et al. 2017): each participant holds ``per_part`` classes. Classes are
+    dealt out in turn from a seeded order, so every class is held by someone while parts last; each class's
+    examples are then split evenly between the participants holding it."""
+    classes = np.unique(labels)
+    if per_part > len(classes):
+        raise SplitError("data.classes_per_participant", f"{per_part} classes per participant, but the dataset "
+                         f"has {len(classes)}")
+    order = rng.permutation(classes)
+    held = [[order[(i * per_part + j) % len(classes)] for j in range(per_part)] for i in range(num_parts)]
+    parts: list[list[int]] = [[] for _ in range(num_parts)]
+    for c in classes:
+        holders = [i for i in range(num_parts) if c in held[i]]
+        if not holders:
+            continue
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        for holder, chunk in zip(holders, np.array_split(idx, len(holders)), strict=True):
+            parts[holder].extend(chunk.tolist())
+    small = [i for i, p in enumerate(parts) if len(p) < 2]
+    if small:
+        raise SplitError("participants", f"{num_parts} participants holding {per_part} classes each leave "
+                         f"participant {small[0]} fewer than 2 examples; use fewer participants or more classes each")
+    return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]

@@ -23,6 +23,10 @@ def build_keras_model(spec: ModelSpec) -> Any:
     elif spec.name == "mlp":
         hidden = layers.Dense(spec.hidden, activation="relu", name="fc1")(inputs)
         outputs = layers.Dense(spec.num_classes, name="fc2")(hidden)
+    elif spec.name == "mlp_bn":  # torch's BatchNorm1d defaults: Keras' momentum 0.9 is torch's 0.1
+        hidden = layers.Dense(spec.hidden, name="fc1")(inputs)
+        hidden = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="bn1")(hidden)
+        outputs = layers.Dense(spec.num_classes, name="fc2")(layers.Activation("relu")(hidden))
     else:
         x = layers.Reshape(spec.input_shape)(inputs)
         x = layers.Permute((2, 3, 1))(x)  # CHW -> HWC

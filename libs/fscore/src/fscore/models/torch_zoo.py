@@ -27,6 +27,35 @@ class MLP(nn.Module):
         return self.fc2(torch.relu(self.fc1(x.flatten(1))))
 
 
+class BatchNorm1d(nn.BatchNorm1d):
+    """torch's BatchNorm without its step counter (see zoo.BATCHNORM_INIT): the state dict is the agreed layout."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__(features, momentum=0.1, eps=1e-5)
+        self.num_batches_tracked = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1:  # one example has no batch statistics: normalise by the running ones
+            return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                            False, 0.0, self.eps)
+        return super().forward(x)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # A state dict without torch's metadata counts as version 1, for which torch adds the counter back.
+        super()._load_from_state_dict(state_dict, prefix, {**local_metadata, "version": 2}, *args, **kwargs)
+
+
+class MLPBN(nn.Module):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(spec.num_features, spec.hidden)
+        self.bn1 = BatchNorm1d(spec.hidden)
+        self.fc2 = nn.Linear(spec.hidden, spec.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.bn1(self.fc1(x.flatten(1)))))
+
+
 class ConvNet2(nn.Module):
     """Two 5x5 conv layers with max-pooling, then two dense layers (the paper's ConvNet2)."""
 
@@ -46,7 +75,7 @@ class ConvNet2(nn.Module):
         return self.fc2(torch.relu(self.fc1(x.flatten(1))))
 
 
-_MODELS: dict[str, type[nn.Module]] = {"logreg": LogReg, "mlp": MLP, "convnet2": ConvNet2}
+_MODELS: dict[str, type[nn.Module]] = {"logreg": LogReg, "mlp": MLP, "mlp_bn": MLPBN, "convnet2": ConvNet2}
 
 
 def build_torch_model(spec: ModelSpec) -> nn.Module:

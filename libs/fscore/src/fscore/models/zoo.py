@@ -19,7 +19,7 @@ import numpy as np
 
 from fstranslation.layout import TensorSpec
 
-MODELS = ("logreg", "mlp", "convnet2", "custom")
+MODELS = ("logreg", "mlp", "mlp_bn", "convnet2", "custom")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,10 @@ def layout(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     if spec.name == "mlp":
         h = spec.hidden
         return {"fc1.weight": (h, spec.num_features), "fc1.bias": (h,), "fc2.weight": (c, h), "fc2.bias": (c,)}
+    if spec.name == "mlp_bn":  # the MLP with BatchNorm after its hidden layer: what FedBN keeps local
+        h = spec.hidden
+        return {"fc1.weight": (h, spec.num_features), "fc1.bias": (h,), **batchnorm_layout("bn1", h),
+                "fc2.weight": (c, h), "fc2.bias": (c,)}
     ch, height, width = spec.input_shape
     flat = 64 * (height // 4) * (width // 4)
     return {"conv1.weight": (32, ch, 5, 5), "conv1.bias": (32,), "conv2.weight": (64, 32, 5, 5), "conv2.bias": (64,),
@@ -57,11 +61,32 @@ def layout(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
             "fc2.weight": (c, spec.hidden), "fc2.bias": (c,)}
 
 
+#: BatchNorm's parameters and statistics, in torch's names, with their initial values (scale 1, shift 0, mean 0,
+#: variance 1). torch's step counter ``num_batches_tracked`` is not among them: with a fixed momentum it is never
+#: read, and Keras has none, so the zoo's torch twins do not keep it.
+BATCHNORM_INIT = {"weight": 1.0, "bias": 0.0, "running_mean": 0.0, "running_var": 1.0}
+
+
+def batchnorm_layout(layer: str, features: int) -> dict[str, tuple[int, ...]]:
+    return {f"{layer}.{name}": (features,) for name in BATCHNORM_INIT}
+
+
+def batchnorm_constants(names: Mapping[str, object] | list[str]) -> dict[str, float]:
+    """The initial value of each BatchNorm tensor among ``names`` (zoo layers named ``bn<k>``, under any prefix)."""
+    out = {}
+    for name in names:
+        layer, _, var = name.rpartition(".")
+        if layer.rpartition(".")[2].startswith("bn") and var in BATCHNORM_INIT:
+            out[name] = BATCHNORM_INIT[var]
+    return out
+
+
 def zoo_layout(spec: ModelSpec) -> dict[str, TensorSpec]:
     return {name: TensorSpec(shape) for name, shape in layout(spec).items()}
 
 
-def init_params(agreed: Mapping[str, TensorSpec], rng: np.random.Generator) -> dict[str, np.ndarray]:
+def init_params(agreed: Mapping[str, TensorSpec], rng: np.random.Generator,
+                constants: Mapping[str, float] | None = None) -> dict[str, np.ndarray]:
     """Torch's default Linear/Conv initialisation over a layout, in its order: each tensor of two or more
     dimensions is a weight with fan-in prod(shape[1:]); a one-dimensional tensor (a bias) takes the bound of
     the weight before it. Models needing anything else (BatchNorm's running variance) set ``model.init``."""
@@ -70,6 +95,9 @@ def init_params(agreed: Mapping[str, TensorSpec], rng: np.random.Generator) -> d
     for name, spec in agreed.items():
         if len(spec.shape) >= 2:
             fan_in = math.prod(spec.shape[1:])
+        if constants and name in constants:  # e.g. BatchNorm: scale 1, mean 0, variance 1
+            params[name] = np.full(spec.shape, constants[name], dtype=spec.dtype)
+            continue
         bound = 1.0 / math.sqrt(fan_in)
         params[name] = rng.uniform(-bound, bound, spec.shape).astype(spec.dtype)
     return params

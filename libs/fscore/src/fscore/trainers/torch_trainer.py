@@ -27,6 +27,11 @@ class TorchTrainer(Trainer):
         self.seed = tuple(seed)
         self.rng = np.random.default_rng(self.seed)
         self.loss_fn = nn.CrossEntropyLoss()
+        #: where the proximal term pulls (wire form): the model training starts from when None (FedProx),
+        #: another model when set (Ditto's personal model is pulled towards the global one)
+        self.anchor: Mapping[str, np.ndarray] | None = None
+        #: one weight per training example, or None: FedEM weighs each example by its component's responsibility
+        self.sample_weights: np.ndarray | None = None
 
     def start_round(self, round_: int) -> None:
         self.rng = np.random.default_rng([*self.seed, round_])
@@ -49,12 +54,17 @@ class TorchTrainer(Trainer):
         opt = self._optimizer()
         self.model.train()
         mu = self.cfg.proximal_mu
-        anchor = [p.detach().clone() for p in self.model.parameters()] if mu else []
+        anchor = self._anchor() if mu else []
+        weights = None if self.sample_weights is None else torch.from_numpy(self.sample_weights.astype(np.float32))
         steps, seen, total_loss = 0, 0, 0.0
         for batch in batches(len(data), self.cfg, self.rng):
             idx = torch.from_numpy(batch)
             opt.zero_grad()
-            loss = self.loss_fn(self.model(x[idx]), y[idx])
+            if weights is None:
+                loss = self.loss_fn(self.model(x[idx]), y[idx])
+            else:
+                losses = nn.functional.cross_entropy(self.model(x[idx]), y[idx], reduction="none")
+                loss = (losses * weights[idx]).mean()
             if mu:  # FedProx's proximal term; the reported loss stays the task loss
                 proximal = sum(((p - a) ** 2).sum() for p, a in zip(self.model.parameters(), anchor, strict=True))
                 (loss + mu / 2 * proximal).backward()
@@ -65,6 +75,12 @@ class TorchTrainer(Trainer):
             seen += len(idx)
             steps += 1
         return train_result(self.cfg, len(data), steps, seen, total_loss)
+
+    def _anchor(self) -> list[torch.Tensor]:
+        if self.anchor is None:
+            return [p.detach().clone() for p in self.model.parameters()]
+        state = self.adapter.from_wire(self.anchor)
+        return [state[name].detach() for name, _ in self.model.named_parameters()]
 
     @torch.no_grad()
     def evaluate(self, data: Dataset) -> EvalResult:
