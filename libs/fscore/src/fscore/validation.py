@@ -55,7 +55,13 @@ def validate_course(config: CourseConfig, plugins: Sequence[tuple[str, PluginCon
     aggregator = build_aggregator(config)
     build_sampler(config.strategy)
     _check_aggregator(config, aggregator)
-    dataset_source(config.data)  # the dataset exists (it is loaded later, by whoever needs the examples)
+    source = dataset_source(config.data)  # the dataset exists (it is loaded later, by whoever needs the examples)
+    if config.data.feature_skew is not None:
+        from fscore.data.skew import check_skew
+
+        problem = check_skew(config.data.feature_skew, source.shape(config.data)[0])
+        if problem is not None:
+            raise ConfigError(f"data.feature_skew.{problem}")
     factory = config.trainer.factory
     if factory is not None and factory not in TRAINERS:  # not imported here: it may need torch, the coordinator not
         TRAINERS.resolve(factory, "trainer.factory")  # raises, naming the key and the known trainers

@@ -84,7 +84,7 @@ class PFedMeTrainer(Trainer):
             with torch.no_grad():
                 for anchor, t in zip(w, theta, strict=True):
                     anchor -= cfg.lr * o.lam * (anchor - t)
-            total_loss += float(loss) * len(idx)
+            total_loss += loss.item() * len(idx)
             seen += len(idx)
             steps += 1
         return train_result(cfg, len(data), steps, seen * o.inner_steps, total_loss * o.inner_steps)
