@@ -12,7 +12,8 @@ from tests.e2e.avro_reader import AvscReader
 
 pytestmark = pytest.mark.slow
 
-SKEWED = ["rounds=6", "model.name=mlp_bn", "data.feature_skew={rotation_deg: 40, intensity: [0.5, 1.5], noise_std: 0.1}"]
+SKEWED = ["rounds=6", "model.name=mlp_bn",
+          "data.feature_skew={rotation_deg: 40, intensity: [0.5, 1.5], noise_std: 0.1}"]
 PRIVATE_BN = ("bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var")
 
 
@@ -66,3 +67,18 @@ def test_participants_with_different_heads_share_the_body_and_learn_their_own_ta
     assert min(parity) > 0.6 and sum(digits) / len(digits) > 0.5  # chance: 0.5 and 0.1
     assert logged_names(result) == {"fc1.weight", "fc1.bias"}  # the heads stay home
     assert replay_course(result.log, "heads").verified
+
+
+def test_report_draws_figure_11_from_personalized_runs(example_config, tmp_path):
+    from fscore.report import write_report
+
+    dirs = []
+    for name in ("none", "ditto"):
+        out = tmp_path / name
+        run_standalone(load_config(example_config, ["rounds=3", f"personalization.name={name}"]), output_dir=out,
+                       progress=False)
+        dirs.append(out)
+    page = write_report(dirs, tmp_path / "report")
+    figure = tmp_path / "report" / "clientwise_accuracy.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 5000
+    assert "clientwise accuracy" in page.read_text()

@@ -6,7 +6,9 @@ It reads what every run leaves behind (``metrics.jsonl``, ``aggregations.jsonl``
 
 * accuracy against virtual time, runs overlaid (Figure 8);
 * how many effective aggregations each participant contributed to (Figure 9), zeros included;
-* the staleness of every aggregated update (Figure 10).
+* the staleness of every aggregated update (Figure 10);
+* client-wise accuracy, one point per participant, with the mean and the 10th percentile marked, runs side by
+  side (Figure 11: FedAvg against personalized algorithms), for runs whose participants evaluated.
 """
 
 from __future__ import annotations
@@ -121,7 +123,43 @@ def figures(runs: list[RunData]) -> dict[str, bytes]:
     out["staleness.png"] = _histograms(
         plt, runs, labels, lambda r: r.staleness, dropped, "staleness (rounds)", "updates",
         "Staleness of aggregated updates", "tab:orange")
+    series = {label: list(run.summary["clientwise"]["accuracy"]["by_participant"].values())
+              for run, label in zip(runs, _algorithm_labels(runs), strict=True)
+              if run.summary.get("clientwise", {}).get("accuracy")}
+    if series:
+        out["clientwise_accuracy.png"] = clientwise_figure(series, "Client-wise accuracy")
     return out
+
+
+def _algorithm_labels(runs: list[RunData]) -> list[str]:
+    """Figure 11 compares algorithms: a run is labelled by its personalization (FedAvg without one)."""
+    names = [r.summary.get("personalization", "none") for r in runs]
+    names = ["fedavg" if n == "none" else n for n in names]
+    counts = Counter(names)
+    return [n if counts[n] == 1 else f"{n} ({r.directory.name})" for n, r in zip(names, runs, strict=True)]
+
+
+def clientwise_figure(series: dict[str, list[float]], title: str) -> bytes:
+    """Figure 11: per label a column of points (one per participant), the mean as a solid bar and the 10th
+    percentile as a dashed one; the points are spread sideways by a fixed seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(1.3 * len(series) + 2.5, 3.6))
+    for i, values in enumerate(series.values()):
+        jitter = np.random.default_rng(i).uniform(-0.15, 0.15, len(values))
+        ax.scatter(np.full(len(values), i) + jitter, values, s=8, alpha=0.5)
+        ax.hlines([np.mean(values)], i - 0.3, i + 0.3, colors="black", label="mean" if i == 0 else None)
+        ax.hlines([np.percentile(values, 10)], i - 0.3, i + 0.3, colors="red", linestyles="dashed",
+                  label="10th percentile" if i == 0 else None)
+    ax.set_xticks(range(len(series)), list(series))
+    ax.set(ylabel="client-wise accuracy", title=title)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(loc="lower right", fontsize=8)
+    return _png(fig, plt)
 
 
 def _histograms(plt: Any, runs: list[RunData], labels: list[str], values: Callable[[RunData], list[int]],

@@ -114,7 +114,8 @@ def course_summary(config: CourseConfig, coordinator: Coordinator, codec: WireCo
     reached = time_to_target(s.history, e.metric, e.target)
     return {
         "course_id": config.course_id, "config_hash": config.config_hash(), "seed": config.seed,
-        "strategy": config.strategy.name, "rounds": s.round, "finish_reason": s.finish_reason,
+        "strategy": config.strategy.name, "personalization": config.personalization.name, "rounds": s.round,
+        "finish_reason": s.finish_reason,
         "participants": config.participants, "final_metrics": s.history[-1].metrics if s.history else {},
         "virtual_time_s": coordinator.now, "target": e.target, "time_to_target_s": reached,
         "time_to_target_h": None if reached is None else reached / 3600.0,
