@@ -34,7 +34,7 @@ ALGORITHMS = {
     "fedavg": ({"name": "none"}, "mlp_bn"), "fedavg_mlp": ({"name": "none"}, "mlp"),
     "fedbn": ({"name": "fedbn"}, "mlp_bn"),
     "ditto": ({"name": "ditto", "options": {"lam": 0.1, "personal_epochs": 2}}, "mlp_bn"),
-    "pfedme": ({"name": "pfedme", "options": {"lam": 15.0, "inner_steps": 5, "personal_lr": 0.05}}, "mlp_bn"),
+    "pfedme": ({"name": "pfedme", "options": {"lam": 15.0, "inner_steps": 5, "personal_lr": 0.01}}, "mlp_bn"),
     "fedem": ({"name": "fedem", "options": {"components": 3}}, "mlp_bn"),
 }
 DATASETS = {
