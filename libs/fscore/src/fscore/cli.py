@@ -252,6 +252,10 @@ def _check(config: object, args: Any) -> int:
     flow.to_png(f"{stem}.png")
     print(f"message-flow graph: {stem}.dot, {stem}.png")
     flow.raise_for_problems()
+    from fscore.privacy.report import planned_privacy
+
+    for line in planned_privacy(config):  # type: ignore[arg-type]
+        print(f"privacy: {line}")
     print(f"check passed for the coordinator and {len(participants)} participant configuration(s): every emitted "
           "message type has a handler, and finish is reachable from join_in")
     return 0

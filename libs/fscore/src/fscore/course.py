@@ -306,7 +306,8 @@ class CourseBuilder:
 
     def plugins_for(self, role: str, index: int | None) -> list[Plugin]:
         """Fresh instances of the plug-ins the worker of ``role`` (participant ``index``) is given, in config order."""
-        context = PluginContext(self.config.course_id, self.config.seed, role, index)  # type: ignore[arg-type]
+        context = PluginContext(self.config.course_id, self.config.seed, role, index,  # type: ignore[arg-type]
+                                self.config)
         return [build_plugin(key, entry, cls, context) for key, entry, cls in self.plugins
                 if entry.applies_to(role, index)]
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from fscore.message import COORDINATOR, PARTICIPANT, Message, Role
+from fscore.message import COORDINATOR, MODEL_PARAMETERS, MODEL_UPDATE, PARTICIPANT, Message, Role
 from fscore.registry import Registry
 from fscore.worker import BaseWorker
 
@@ -50,6 +50,9 @@ class PluginContext:
     seed: int
     role: Role
     index: int | None = None  # the participant's index; None at the coordinator
+    #: the whole course config (a CourseConfig), for a plug-in whose options are checked against the course (its
+    #: rounds, label set, aggregator); None when a plug-in is built outside a course
+    config: Any = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,34 @@ class Plugin:
         return np.random.default_rng([c.seed, _STREAM_PLUGINS, zlib.crc32(self.label.encode()), where, *stream])
 
 
+class UpdateRewriter(Plugin):
+    """A participant plug-in that rewrites the update it sends, knowing the model it trained from: it notes the
+    model of each round on the way in, and :meth:`rewrite` turns the trained model into what is sent (DP noise,
+    poisoning, model replacement)."""
+
+    roles = frozenset({PARTICIPANT})
+
+    def __init__(self, context: PluginContext, **options: Any) -> None:
+        super().__init__(context, **options)
+        self._received: dict[int, Mapping[str, np.ndarray]] = {}  # round -> the model it was sent (the latest)
+
+    def incoming(self, worker: BaseWorker, message: Message) -> Message:
+        if message.type == MODEL_PARAMETERS:
+            self._received = {message.round: message.payload["tensors"]}
+        return message
+
+    def outgoing(self, worker: BaseWorker, message: Message) -> Message:
+        received = self._received.get(message.round)
+        if message.type != MODEL_UPDATE or received is None:
+            return message
+        return replace_payload(message, tensors=self.rewrite(worker, message, received, message.payload["tensors"]))
+
+    def rewrite(self, worker: BaseWorker, message: Message, received: Mapping[str, np.ndarray],
+                trained: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        """The tensors to send instead of ``trained``, the model trained from ``received`` in ``message.round``."""
+        return trained
+
+
 def replace_payload(message: Message, **changes: Any) -> Message:
     """``message`` with some payload fields replaced: what a transform usually returns."""
     return dataclasses.replace(message, payload={**message.payload, **changes})
@@ -126,6 +157,11 @@ def replace_payload(message: Message, **changes: Any) -> Message:
 
 PLUGINS: Registry[Plugin] = Registry("plugin", {
     "model_poisoning": "fscore.attacks.poisoning:ModelPoisoning",
+    "client_dp": "fscore.privacy.client:ClientDP",
+    "central_dp": "fscore.privacy.central:CentralDP",
+    "nbafl": "fscore.privacy.nbafl:NbAFL",
+    "gradient_inversion": "fscore.attacks.inversion:GradientInversion",
+    "backdoor": "fscore.attacks.backdoor:Backdoor",
 })
 
 

@@ -126,6 +126,9 @@ def option_error(options_key: str, name: str, exc: ValidationError) -> str:
     """The first option pydantic refused, as ``options_key.option: why`` on one line."""
     err = exc.errors()[0]
     option = ".".join(str(p) for p in err["loc"])
+    across = re.match(r"^(?:Value error, )?(\w+): (.*)$", err["msg"]) if not option else None
+    if across:  # a check across options (a model validator) names its option first: "noise_multiplier: ..."
+        return f"{options_key}.{across.group(1)}: {across.group(2)}"
     where = f"{options_key}.{option}" if option else options_key
     if err["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
         return f"{where}: {name} has no option {option!r}"

@@ -122,7 +122,17 @@ def course_summary(config: CourseConfig, coordinator: Coordinator, codec: WireCo
         "wall_time_s": round(time.perf_counter() - started, 3),
         "model_sha256": model_sha256(coordinator.params, codec), **course_statistics(coordinator),
         "clientwise": clientwise(s.history), "traffic": traffic(s.aggregations),
-        **({"plugins": {p.label: p.summary() for p in coordinator.plugins}} if coordinator.plugins else {})}
+        **({"plugins": {p.label: p.summary() for p in coordinator.plugins}} if coordinator.plugins else {}),
+        **({"privacy": privacy} if (privacy := course_privacy(config, coordinator)) else {})}
+
+
+def course_privacy(config: CourseConfig, coordinator: Coordinator) -> dict[str, Any] | None:
+    """ε spent by the course's DP plug-ins (fscore.privacy.report); None when it has none."""
+    from fscore.privacy.report import privacy_summary
+
+    s = coordinator.state
+    samples = {a: p.num_train_samples for a, p in s.membership.participants.items()}
+    return privacy_summary(config, s.requests.trained, samples, len(s.aggregations))
 
 
 @dataclass

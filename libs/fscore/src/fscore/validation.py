@@ -73,7 +73,7 @@ def validate_course(config: CourseConfig, plugins: Sequence[tuple[str, PluginCon
         seen[label] = key
         role = "coordinator" if entry.role == "coordinator" else "participant"
         build_plugin(key, entry, cls, PluginContext(config.course_id, config.seed, role,
-                                                     None if role == "coordinator" else 0))
+                                                     None if role == "coordinator" else 0, config))
 
 
 def _check_aggregator(config: CourseConfig, aggregator: Aggregator) -> None:

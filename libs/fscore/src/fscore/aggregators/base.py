@@ -60,6 +60,9 @@ class Aggregator(RequiredMethods):
     #: the fewest updates one aggregation needs (Krum needs 2f+3); the course config is refused if its
     #: strategy may aggregate fewer, and at run time an aggregation with fewer keeps the current model
     min_updates: int = 1
+    #: whether the rule looks at each update on its own (robust rules, FedNova's step counts), so it cannot work
+    #: on a combination of them (central DP's noised mean, secure aggregation's masked sum)
+    needs_individual_updates: bool = False
 
     @abstract
     def aggregate(self, global_params: Params, updates: Sequence[ClientUpdate]) -> dict[str, np.ndarray]:

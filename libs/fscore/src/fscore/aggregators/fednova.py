@@ -33,6 +33,8 @@ def local_steps(update: ClientUpdate) -> float:
 class FedNova(FedAvg):
     """FedAvg's options (``server_lr``), with each update normalised by its participant's steps."""
 
+    needs_individual_updates = True
+
     def aggregate(self, global_params: Params, updates: Sequence[ClientUpdate]) -> dict[str, np.ndarray]:
         if not updates:
             return dict(global_params)

@@ -122,6 +122,7 @@ class RobustRule(Aggregator):
     """The shared part: the ``byzantine`` option, how many updates that needs, flatten, combine, unflatten."""
 
     name = "robust"
+    needs_individual_updates = True
     #: min_updates = per_attacker x byzantine + extra (Krum: 2f + 3)
     per_attacker, extra = 0, 1
 

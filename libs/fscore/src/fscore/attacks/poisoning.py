@@ -22,8 +22,8 @@ import numpy as np
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from fscore.message import MODEL_PARAMETERS, MODEL_UPDATE, PARTICIPANT, Message
-from fscore.plugins import Plugin, PluginContext, replace_payload
+from fscore.message import Message
+from fscore.plugins import PluginContext, UpdateRewriter
 from fscore.worker import BaseWorker
 
 log = structlog.get_logger("fscore.attacks")
@@ -55,29 +55,19 @@ def poison(kind: str, scale: float, received: Mapping[str, np.ndarray], trained:
     return out
 
 
-class ModelPoisoning(Plugin):
+class ModelPoisoning(UpdateRewriter):
     name = "model_poisoning"
-    roles = frozenset({PARTICIPANT})
     Options = PoisoningOptions
 
     def __init__(self, context: PluginContext, **options: object) -> None:
         super().__init__(context, **options)
         self.kind, self.scale = self.options.kind, self.options.scale
-        self._received: dict[int, Mapping[str, np.ndarray]] = {}  # round -> the model it was sent
         self._announced = False  # said once, when it first poisons (not when a course check merely builds it)
 
-    def incoming(self, worker: BaseWorker, message: Message) -> Message:
-        if message.type == MODEL_PARAMETERS:
-            self._received = {message.round: message.payload["tensors"]}
-        return message
-
-    def outgoing(self, worker: BaseWorker, message: Message) -> Message:
-        received = self._received.get(message.round)
-        if message.type != MODEL_UPDATE or received is None:
-            return message
+    def rewrite(self, worker: BaseWorker, message: Message, received: Mapping[str, np.ndarray],
+                trained: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not self._announced:
             self._announced = True
             log.warning("malicious_participant", participant=message.sender, attack=self.kind, scale=self.scale)
         rng = np.random.default_rng([self.context.seed, _STREAM_ATTACK, self.context.index, message.round])
-        return replace_payload(message, tensors=poison(self.kind, self.scale, received, message.payload["tensors"],
-                                                       rng))
+        return poison(self.kind, self.scale, received, trained, rng)

@@ -157,6 +157,7 @@ class Coordinator(Joining, Alarms, Evaluating, BaseWorker):
             s.requests.busy[address] = s.round
             s.requests.requested[address] = dispatch
             s.requests.sent_at[address] = self.now
+            s.requests.trained[address] = s.requests.trained.get(address, 0) + 1
         log.debug("models_sent", course=self.course, round=s.round, receivers=len(chosen), busy=len(s.requests.busy))
         self.send(MODEL_PARAMETERS, chosen, s.round, {"tensors": self.params})
 

@@ -85,6 +85,9 @@ class Requests:
     requested: dict[str, int] = field(default_factory=dict)  # busy address -> dispatch of its model
     sampled: tuple[str, ...] = ()  # the latest dispatch
     dispatch: int = 0  # numbers each batch of requests (models or evaluate); reply deadlines name one
+    #: address -> models it was sent to train: each may come back as one update, so this bounds what a
+    #: participant released (the privacy accountant counts its spend by it)
+    trained: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
