@@ -38,9 +38,9 @@ def test_client_dp_stops_the_inversion_and_reports_what_it_spent(example_config)
     attack = result.summary["plugins"]["gradient_inversion"]
     assert attack["mean_ssim"] <= 0.3
     privacy = result.summary["privacy"]
-    assert privacy["protected"] == 10 and privacy["unprotected"] == 0
-    spent = privacy["participants"]["participant-00000"]
-    assert spent["releases"] == 2 and spent["epsilon"] == privacy["epsilon_max"] > 0
+    assert privacy["participants"]["protected"] == 10 and privacy["participants"]["unprotected"] == 0
+    spent = privacy["participants"]["by_participant"]["participant-00000"]
+    assert spent["releases"] == 2 and spent["epsilon"] == privacy["participants"]["epsilon_max"] > 0
     report = replay_course(result.log, "dlg-dp")  # the attack's own draws are seeded too: it re-scores alike
     assert report.verified and report.final_sha256 == result.summary["model_sha256"]
     assert report.plugins["gradient_inversion"]["mean_ssim"] == attack["mean_ssim"]
@@ -53,6 +53,7 @@ def test_client_dp_stops_the_inversion_and_reports_what_it_spent(example_config)
     ("{name: client_dp, options: {clip: 2.0, epsilon: 1000.0, mechanism: laplace}}", False),
     ("{name: central_dp, role: coordinator, options: {clip: 1.0, noise_multiplier: 0.3, adaptive: true}}", True),
     ("{name: nbafl, role: all, options: {clip: 20.0, epsilon: 50.0}}", True),
+    ("{name: dp_sgd, options: {max_grad_norm: 1.0, noise_multiplier: 0.5}}", True),
 ])
 def test_each_dp_course_is_deterministic_replays_bit_for_bit_and_reports_epsilon(example_config, plugin, learns):
     config = load_config(example_config, ["rounds=4", "sample_size=4", f"plugins=[{plugin}]", "course_id=dp"])
@@ -66,9 +67,10 @@ def test_each_dp_course_is_deterministic_replays_bit_for_bit_and_reports_epsilon
         assert privacy["central"]["central_dp"]["epsilon"] > 0
         assert privacy["central"]["central_dp"]["spends"][0]["sampling"] == 0.4  # 4 of 10, uniform
     else:
-        assert privacy["epsilon_max"] is None or privacy["epsilon_max"] > 0
-        releases = {a: p.get("releases", 0) for a, p in privacy["participants"].items()}
-        assert sum(releases.values()) <= 16  # 4 rounds x 4 sampled, counted by the coordinator
+        unit = privacy["examples" if "dp_sgd" in plugin else "participants"]
+        assert unit["epsilon_max"] is None or unit["epsilon_max"] > 0
+        releases = {a: p.get("releases", 0) for a, p in unit["by_participant"].items()}
+        assert sum(releases.values()) == 16  # 4 rounds x 4 sampled, counted by the coordinator
     report = replay_course(result.log, "dp")
     assert report.verified, report.mismatches
     assert run_standalone(config, progress=False).summary["model_sha256"] == summary["model_sha256"]
@@ -94,3 +96,16 @@ def test_badnets_with_boosting_survives_fedavg_and_the_median_removes_it(example
     defended = median.summary["plugins"]["backdoor"]
     assert defended["final_attack_success_rate"] < 0.2
     assert abs(defended["final_clean_accuracy"] - clean_accuracy) <= 0.05
+
+
+def test_inference_attacks_score_themselves_and_property_inference_reads_the_updates(example_config):
+    plugins = ("[{name: membership_inference, role: coordinator, options: {shadow_models: 1, shadow_epochs: 10}}, "
+               "{name: property_inference, role: coordinator, options: {property_class: 3}}]")
+    config = load_config(example_config, ["rounds=10", "evaluation.every=10", f"plugins={plugins}", "course_id=mia"])
+    result = run_standalone(config, progress=False)
+    membership = result.summary["plugins"]["membership_inference"]
+    assert membership["examples"] == 600 and 0.3 < membership["loss_auc"] < 0.8 and 0.3 < membership["shadow_auc"] < 0.8
+    prop = result.summary["plugins"]["property_inference"]
+    assert prop["attacked"] == 30 and 0 < prop["with_property"] < 30  # Dirichlet(0.5): some lack the class
+    assert prop["auc"] >= 0.8  # the last layer's change gives the class away
+    assert replay_course(result.log, "mia").plugins == result.summary["plugins"]

@@ -160,8 +160,11 @@ PLUGINS: Registry[Plugin] = Registry("plugin", {
     "client_dp": "fscore.privacy.client:ClientDP",
     "central_dp": "fscore.privacy.central:CentralDP",
     "nbafl": "fscore.privacy.nbafl:NbAFL",
+    "dp_sgd": "fscore.privacy.dpsgd:DPSGD",
     "gradient_inversion": "fscore.attacks.inversion:GradientInversion",
     "backdoor": "fscore.attacks.backdoor:Backdoor",
+    "membership_inference": "fscore.attacks.inference:MembershipInference",
+    "property_inference": "fscore.attacks.inference:PropertyInference",
 })
 
 

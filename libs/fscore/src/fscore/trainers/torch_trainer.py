@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -14,6 +14,9 @@ from fscore.trainers.base import EvalResult, Trainer, TrainResult, batches, trai
 from fstranslation.adapters import BackendAdapter, get_adapter
 
 _adapter = get_adapter("torch")
+
+#: what a privatizer returns: the model and optimizer to train with, and what undoes the wrapping afterwards
+Privatized = tuple[nn.Module, torch.optim.Optimizer, Callable[[], None]]
 
 
 class TorchTrainer(Trainer):
@@ -32,9 +35,14 @@ class TorchTrainer(Trainer):
         self.anchor: Mapping[str, np.ndarray] | None = None
         #: one weight per training example, or None: FedEM weighs each example by its component's responsibility
         self.sample_weights: np.ndarray | None = None
+        #: turns (model, optimizer, round) into the pair local training uses and a function that undoes it, or None:
+        #: DP-SGD (fscore.privacy.dpsgd) puts Opacus's per-example clipping and noise here
+        self.privatizer: Callable[[nn.Module, torch.optim.Optimizer, int], Privatized] | None = None
+        self.round = 0
 
     def start_round(self, round_: int) -> None:
         self.rng = np.random.default_rng([*self.seed, round_])
+        self.round = round_
 
     def get_parameters(self) -> dict[str, np.ndarray]:
         return self.adapter.to_wire(self.model.state_dict())
@@ -51,7 +59,17 @@ class TorchTrainer(Trainer):
 
     def train(self, data: Dataset) -> TrainResult:
         x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
-        opt = self._optimizer()
+        model, opt, undo = self.model, self._optimizer(), None
+        if self.privatizer is not None:
+            model, opt, undo = self.privatizer(self.model, opt, self.round)
+        try:
+            return self._train(data, x, y, model, opt)
+        finally:
+            if undo is not None:
+                undo()
+
+    def _train(self, data: Dataset, x: torch.Tensor, y: torch.Tensor, model: nn.Module,
+               opt: torch.optim.Optimizer) -> TrainResult:
         self.model.train()
         mu = self.cfg.proximal_mu
         anchor = self._anchor() if mu else []
@@ -61,9 +79,9 @@ class TorchTrainer(Trainer):
             idx = torch.from_numpy(batch)
             opt.zero_grad()
             if weights is None:
-                loss = self.loss_fn(self.model(x[idx]), y[idx])
+                loss = self.loss_fn(model(x[idx]), y[idx])
             else:
-                losses = nn.functional.cross_entropy(self.model(x[idx]), y[idx], reduction="none")
+                losses = nn.functional.cross_entropy(model(x[idx]), y[idx], reduction="none")
                 loss = (losses * weights[idx]).mean()
             if mu:  # FedProx's proximal term; the reported loss stays the task loss
                 proximal = sum(((p - a) ** 2).sum() for p, a in zip(self.model.parameters(), anchor, strict=True))
