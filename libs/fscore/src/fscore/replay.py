@@ -23,7 +23,7 @@ from fscore.course import CourseBuilder
 from fscore.courselog import Capture, coordinator_incarnations, read_manifest, read_topic, refeed
 from fscore.intake import Outcome
 from fscore.message import COORDINATOR, EVALUATE, FINISH, MODEL_PARAMETERS, MessageCatalog
-from fscore.results import RunWriter, course_statistics, evaluation_row
+from fscore.results import RunWriter, course_privacy, course_statistics, evaluation_row
 from fscore.topics import CourseTopics
 from fscore.transport.base import Transport
 from fstranslation import DecodeError
@@ -157,7 +157,8 @@ def replay_course(transport: Transport, course: str, *, topic_prefix: str = "fsc
                     "checked": report.checked, "mismatches": report.mismatches, "ignored": len(report.ignored),
                     "model_sha256": report.final_sha256,
                     "final_metrics": report.history[-1] if report.history else {},
-                    **course_statistics(coordinator), **({"plugins": report.plugins} if report.plugins else {})})
+                    **course_statistics(coordinator), **({"plugins": report.plugins} if report.plugins else {}),
+                    **({"privacy": privacy} if (privacy := course_privacy(config, coordinator)) else {})})
     return report
 
 
