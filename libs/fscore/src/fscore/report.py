@@ -8,7 +8,9 @@ It reads what every run leaves behind (``metrics.jsonl``, ``aggregations.jsonl``
 * how many effective aggregations each participant contributed to (Figure 9), zeros included;
 * the staleness of every aggregated update (Figure 10);
 * client-wise accuracy, one point per participant, with the mean and the 10th percentile marked, runs side by
-  side (Figure 11: FedAvg against personalized algorithms), for runs whose participants evaluated.
+  side (Figure 11: FedAvg against personalized algorithms), for runs whose participants evaluated;
+* accuracy against privacy, a backdoor's success over rounds and a gradient inversion's reconstructions
+  (Figure 12), for runs with those plug-ins (:mod:`fscore.report_privacy`).
 """
 
 from __future__ import annotations
@@ -128,7 +130,15 @@ def figures(runs: list[RunData]) -> dict[str, bytes]:
               if run.summary.get("clientwise", {}).get("accuracy")}
     if series:
         out["clientwise_accuracy.png"] = clientwise_figure(series, "Client-wise accuracy")
+    from fscore.report_privacy import privacy_figures
+
+    out.update(privacy_figures(runs, _run_names(runs), _png))
     return out
+
+
+def _run_names(runs: list[RunData]) -> list[str]:
+    """Runs by their directory names, which tell privacy settings apart (the strategy rarely does)."""
+    return [r.directory.name for r in runs]
 
 
 def _algorithm_labels(runs: list[RunData]) -> list[str]:
