@@ -8,9 +8,9 @@ Four parts, seed 0, digits, MLP(64), every participant training every round:
   * inversion: 10 participants training one SGD step on one example (lr 0.1); the coordinator runs iDLG and
     DLG on the first 20 updates, without noise and with the accuracy part's noise. MSE and SSIM against the
     real examples, label accuracy.
-  * membership: 4 participants (IID), 80 % of the digits held out (so each trains on few), MLP(256), 10 local epochs with momentum 0.9,
-    30 rounds, so the model overfits a little; loss-threshold and shadow-model AUC on 300 members and 300
-    non-members, without DP, with client-side DP and with DP-SGD.
+  * membership: 4 participants (IID), 80 % of the digits held out (so each trains on few), MLP(256), 10
+    local epochs with momentum 0.9, 30 rounds, so the model overfits a little; loss-threshold and
+    shadow-model AUC on members and as many non-members, without DP, with client-side DP and with DP-SGD.
   * ε: for every noised setting, the largest ε a participant spent, at δ = 1e-5 (dp-accounting, RDP).
 
     python bench/privacy.py [--rounds 30]
