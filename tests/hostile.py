@@ -35,7 +35,7 @@ UNDECODABLE = ("random_bytes", "truncated", "unknown_fingerprint", "huge_shape",
 REFUSED = ("non_finite", "wrong_shape", "wrong_course", "wrong_round", "unknown_sender", "bad_timestamp",
            "huge_samples", "finish_without_tensors", "join_huge_layout", "join_bad_dtype", "join_bad_numbers")
 SKIPPED = ("not_addressed",)
-COPIES = ("duplicate", "bit_flip")  # ignored as duplicates (a flipped copy keeps its id) or undecodable
+COPIES = ("duplicate", "bit_flip")  # dead-lettered as replayed copies (a flipped copy keeps its id) or undecodable
 KINDS = (*UNDECODABLE, *REFUSED, *SKIPPED, *COPIES)
 
 
@@ -128,7 +128,8 @@ class Forger:
         """A new message shaped like ``template`` (fresh id), with its header and payload changed; tensors are
         written as raw records, so they may be anything at all."""
         header, payload = self.codec.decode(template)
-        header = dataclasses.replace(header, id=f"{header.sender}/forged/{self.counter}", **header_changes)
+        header = dataclasses.replace(header, **header_changes)
+        header = dataclasses.replace(header, id=f"{header.sender}/forged/{self.counter}")  # an id of its sender
         schema = self.codec.store.current(header.type)
         if schema.tensor_field is not None:
             payload = dict(payload)

@@ -2,7 +2,8 @@
 
 Stepping lets the test inject bad input at exact points of the course (a forged update with the
 wrong tensor shape arrives before the real one) and check that the coordinator dead-letters it,
-ignores a duplicate delivery, and still ends with the same model as the standalone run.
+dead-letters a copy of a handled record written again (a replay), and still ends with the same
+model as the standalone run.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def find_record(transport, topic: str, catalog, *, type_: str, round_: int, send
 
 
 @pytest.mark.parametrize("client", ["confluent", "kafka-python"])
-def test_bad_input_is_dead_lettered_duplicates_ignored_and_the_course_matches_standalone(
+def test_bad_input_and_a_replayed_copy_are_dead_lettered_and_the_course_matches_standalone(
         example_config, kafka_bootstrap, client):
     config = course_config(example_config, kafka_bootstrap, client)
     builder = CourseBuilder(config)
@@ -108,7 +109,8 @@ def test_bad_input_is_dead_lettered_duplicates_ignored_and_the_course_matches_st
             tensors = {**coordinator.params, name: np.zeros((ref.shape[0] + 1, *ref.shape[1:]), ref.dtype)}
             forged = Message(MODEL_UPDATE, (COORDINATOR,), 1, {"num_samples": 10, "base_round": 1,
                                                                 "train_metrics": {}, "tensors": tensors},
-                             sender=participant_address(0), id="forged-wrong-shape", course=config.course_id)
+                             sender=participant_address(0), id=f"{participant_address(0)}/forged/1",
+                             course=config.course_id)
             transport.publish(topics.coordinator, coord_comm.encode(forged), key=forged.sender.encode())
             transport.flush()
             wrong_shape_sent = True
@@ -126,10 +128,11 @@ def test_bad_input_is_dead_lettered_duplicates_ignored_and_the_course_matches_st
 
     dead = list(read_topic(transport, topics.dlq))
     reasons = [r.header("fscope.reason").decode() for r in dead]
-    assert len(dead) == 3, reasons
+    assert len(dead) == 4, reasons
     assert "single-object marker" in reasons[0], reasons[0]
     assert "envelope schema" in reasons[1], reasons[1]
     assert "participant-00000" in reasons[2] and "shape" in reasons[2] and name in reasons[2], reasons[2]
+    assert "is a copy of a message already handled" in reasons[3], reasons[3]
     assert [r.header("fscope.source").decode() for r in dead][:2] == [f"{topics.coordinator}/0/0",
                                                                       f"{topics.coordinator}/0/1"]
     assert [e.aggregated for e in coordinator.state.history] == [tuple(participant_address(i) for i in range(3))] * 3

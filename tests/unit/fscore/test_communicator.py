@@ -37,7 +37,7 @@ def test_garbage_and_invalid_records_are_dead_lettered_and_the_worker_goes_on():
     send_join(p, "p1")
     log.publish(topics.coordinator, b"\x00garbage")  # undecodable
     p.send(Message("model_update", ("coordinator",), 0, {  # decodes, but from a participant that never joined
-        "num_samples": 1, "base_round": 0, "train_metrics": {}, "tensors": PARAMS}, sender="ghost", id="g/1",
+        "num_samples": 1, "base_round": 0, "train_metrics": {}, "tensors": PARAMS}, sender="ghost", id="ghost/0/1",
         course="c"))
     send_join(Communicator(log, topics, catalog, "p2"), "p2")
     handled = pump(coordinator, comm)

@@ -82,7 +82,7 @@ def test_round_aggregates_then_evaluates_then_finishes():
     assert outbox.of_type("evaluate") and c.state.phase == "evaluating"
     for name, acc in (("a", 1.0), ("b", 0.0)):
         c.handle(Message("metrics", ("coordinator",), 1, {"split": "test", "num_samples": 1 if name == "a" else 3,
-                                                          "values": {"accuracy": acc}}, sender=name, id=f"m{name}",
+                                                          "values": {"accuracy": acc}}, sender=name, id=f"{name}/t/m",
                          timestamp=1.0, course="c"))
     assert c.state.history[-1].metrics == {"clients.accuracy": 0.25}
     assert c.finished and c.state.finish_reason == "max_rounds_reached"
@@ -96,7 +96,7 @@ def test_early_stopping_finishes_before_max_rounds():
     for r in range(3):
         c.handle(update("a", PARAMS, rnd=r))
         c.handle(Message("metrics", ("coordinator",), r + 1, {"split": "test", "num_samples": 1,
-                                                              "values": {"accuracy": 0.5}}, sender="a", id=f"e{r}",
+                                                              "values": {"accuracy": 0.5}}, sender="a", id=f"a/t/{r}",
                          timestamp=1.0, course="c"))
     assert c.finished and c.state.finish_reason == "early_stopped" and c.state.round == 3
 
@@ -152,7 +152,7 @@ def test_at_the_join_deadline_the_course_starts_with_whoever_joined_and_admits_l
     join(c, "d")  # joins while the others evaluate: not awaited for this evaluation
     for name in ("a", "b", "c"):
         c.handle(Message("metrics", ("coordinator",), 1, {"split": "test", "num_samples": 1,
-                                                          "values": {"accuracy": 0.5}}, sender=name, id=f"m{name}",
+                                                          "values": {"accuracy": 0.5}}, sender=name, id=f"{name}/t/m",
                          timestamp=30.0, course="c"))
     assert outbox.of_type("model_parameters")[-1].receivers == ("a", "b", "c", "d")
 

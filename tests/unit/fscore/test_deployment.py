@@ -33,7 +33,7 @@ def test_a_restarted_coordinator_resumes_its_reply_countdown_from_the_records_ti
     for i in range(2):  # the first incarnation handled both joins (and sent the models) before it died
         Communicator(log, topics, catalog, f"p{i}").send(Message(
             "join_in", (COORDINATOR,), 0, {"address": f"p{i}", "num_train_samples": 1, "num_test_samples": 1,
-                                           "backend": "numpy"}, sender=f"p{i}", id=f"j{i}", course="c"))
+                                           "backend": "numpy"}, sender=f"p{i}", id=f"p{i}/t/{i}", course="c"))
     handled = log.consumer([topics.coordinator], group=COORDINATOR)
     records = handled.poll(max_records=10)
     handled.commit(records[-1])
@@ -95,7 +95,7 @@ def test_a_coordinator_without_progress_names_whom_it_waits_for_once_a_minute():
     for i in range(2):
         c.handle(Message("join_in", (COORDINATOR,), 0, {"address": f"p{i}", "num_train_samples": 1,
                                                          "num_test_samples": 1, "backend": "numpy"},
-                         sender=f"p{i}", id=f"j{i}", course="c"))
+                         sender=f"p{i}", id=f"p{i}/t/{i}", course="c"))
     with capture_logs() as logs:
         alarm()
         now[0] += 59

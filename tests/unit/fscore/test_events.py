@@ -53,7 +53,7 @@ def test_message_without_handler_is_rejected_not_crashed():
     from fscore.message import Message
 
     with pytest.raises(RejectedMessage, match="no handler for message type 'metrics'"):
-        worker.handle(Message("metrics", ("coordinator",), 0, {}, sender="p", id="x", course="c"))
+        worker.handle(Message("metrics", ("coordinator",), 0, {}, sender="p", id="p/0/9", course="c"))
 
 
 def test_handler_cannot_send_a_type_it_did_not_declare():

@@ -298,7 +298,7 @@ def test_live_recovery_and_replay_decide_alike_on_a_hostile_inbox_and_end_with_t
     for other in (recovered, replayed):
         assert state_of(other) == state_of(live)
         assert [e.metrics for e in other.state.history] == [e.metrics for e in live.state.history]
-        assert other._seen == live._seen
+        assert other._seen.ids() == live._seen.ids()
 
 
 # -- hypothesis: whatever the record, the worker's state is untouched ------------------------

@@ -35,7 +35,7 @@ def join_all(c: Coordinator) -> None:
     for i in range(c.plan.participants):
         c.handle(Message("join_in", ("coordinator",), 0, {"address": f"p{i}", "num_train_samples": 10,
                                                            "num_test_samples": 1, "backend": "numpy"},
-                         sender=f"p{i}", timestamp=0.0, id=f"j{next(_ids)}", course="c"))
+                         sender=f"p{i}", timestamp=0.0, id=f"p{i}/t/{next(_ids)}", course="c"))
 
 
 def coordinator(n: int, sample_size: int, rounds: int = 50, **strategy):
@@ -47,7 +47,7 @@ def coordinator(n: int, sample_size: int, rounds: int = 50, **strategy):
 def update(sender: str, rnd: int, value: float, ts: float, n: int = 10) -> Message:
     return Message("model_update", ("coordinator",), rnd, {"num_samples": n, "base_round": rnd, "train_metrics": {},
                                                            "tensors": {"w": np.full(3, value, np.float32)}},
-                   sender=sender, timestamp=ts, id=f"u{next(_ids)}", course="c")
+                   sender=sender, timestamp=ts, id=f"{sender}/t/{next(_ids)}", course="c")
 
 
 def sent_to(outbox: ListOutbox, type_name: str = "model_parameters") -> list[tuple[str, ...]]:
@@ -204,7 +204,7 @@ def test_time_up_sends_itself_an_alarm_at_the_deadline_and_aggregates_what_arriv
     second = outbox.of_type("alarm")[-1]
     assert second.payload == {"budget": 2, "deadline": 10.0, "kind": "time_up"}
     c.handle(alarm)  # the old alarm again (a duplicate id): ignored
-    forged = Message("alarm", ("coordinator",), 1, second.payload, sender="p2", timestamp=6.0, id="f", course="c")
+    forged = Message("alarm", ("coordinator",), 1, second.payload, sender="p2", timestamp=6.0, id="p2/t/1", course="c")
     with pytest.raises(RejectedMessage, match="only the coordinator sets its own timer"):
         c.handle(forged)
     c.handle(second)  # nothing arrived in this budget: same model, a new budget
@@ -265,7 +265,7 @@ def test_sync_vanilla_waits_for_all_and_evaluates_on_every_participant():
 
 def metrics(sender: str, rnd: int, ts: float) -> Message:
     return Message("metrics", ("coordinator",), rnd, {"split": "test", "num_samples": 1, "values": {"accuracy": 1.0}},
-                   sender=sender, timestamp=ts, id=f"m{next(_ids)}", course="c")
+                   sender=sender, timestamp=ts, id=f"{sender}/t/{next(_ids)}", course="c")
 
 
 def reply_alarms(outbox: ListOutbox) -> list[Message]:

@@ -159,8 +159,44 @@ def report(runs: tuple[Path, ...], output: Path, log_level: str, log_json: bool)
     return _guarded(lambda: _report(SimpleNamespace(runs=list(runs), output=output)))
 
 
+@cli.group(help="Ed25519 identities of a course's workers (signed messages, admission)")
+def keys() -> None:
+    pass
+
+
+@keys.command(help="write a key pair per address (ADDRESS.key, ADDRESS.pub) and DIR/admitted.pub with every public "
+                   "key in DIR; give addresses, or --participants N for the coordinator and N participants")
+@click.argument("addresses", nargs=-1)
+@click.option("--out", "directory", type=click.Path(path_type=Path), required=True, help="directory for the keys")
+@click.option("--participants", type=click.IntRange(min=1), default=None,
+              help="also the coordinator and participant-00000 .. participant-(N-1)")
+def generate(addresses: tuple[str, ...], directory: Path, participants: int | None) -> int:
+    return _guarded(lambda: _generate(list(addresses), directory, participants))
+
+
 def main(argv: list[str] | None = None) -> int:
     return invoke(cli, argv, "fscope")
+
+
+def _generate(addresses: list[str], directory: Path, participants: int | None) -> int:
+    from fscore.course import participant_address
+    from fscore.message import COORDINATOR
+    from fscore.trust import KeyRing, write_pair
+
+    if participants is not None:
+        addresses = [COORDINATOR, *(participant_address(i) for i in range(participants)), *addresses]
+    if not addresses:
+        raise ConfigError("keys generate: name the addresses, or give --participants N")
+    for address in dict.fromkeys(addresses):
+        private, _ = write_pair(directory, address)
+        print(f"{address}: {private} (private, keep it on {address}'s machine), {private.with_suffix('.pub')}")
+    lines = [line for pub in sorted(directory.glob("*.pub")) if pub.name != "admitted.pub"
+             for line in pub.read_text().splitlines() if line.strip()]
+    ring = KeyRing.parse(lines, str(directory))  # refuses a key admitted twice
+    (directory / "admitted.pub").write_text("\n".join(ring.lines()) + "\n")
+    print(f"{directory / 'admitted.pub'}: {len(ring)} admitted key(s); give it to every worker as trust.keys, and "
+          f"each its own key as trust.private_key (e.g. {directory}/{{address}}.key)")
+    return 0
 
 
 def _run(config: object, args: Any) -> int:
@@ -192,6 +228,8 @@ def _replay(args: Any) -> int:
     if report.ignored:
         print(f"{len(report.ignored)} record(s) on the model topics were not the coordinator's sends and were not "
               f"checked (garbage, copies, other senders or courses); first: {report.ignored[0]}")
+    if report.refused:
+        print(f"{len(report.refused)} inbox record(s) refused, as by the live coordinator; first: {report.refused[0]}")
     if report.resent:
         print(f"{len(report.resent)} identical model(s) sent again after a coordinator restart: "
               f"{', '.join(report.resent)}")
@@ -256,9 +294,26 @@ def _check(config: object, args: Any) -> int:
 
     for line in planned_privacy(config):  # type: ignore[arg-type]
         print(f"privacy: {line}")
+    print(f"trust: {_trust_line(config)}")
     print(f"check passed for the coordinator and {len(participants)} participant configuration(s): every emitted "
           "message type has a handler, and finish is reachable from join_in")
     return 0
+
+
+def _trust_line(config: Any) -> str:
+    """What the services will sign with; the key files are read and checked now, as a service would."""
+    from fscore.trust.setup import course_keyring
+
+    trust = config.trust
+    if not trust.signs(True):
+        return "messages are not signed (trust.signing=false); only the coordinator's alarms are"
+    if trust.keys is None and not trust.admitted:
+        return ("the services sign every message, and will not start until keys are admitted: give trust.keys "
+                "('fscope keys generate') or set trust.signing=false")
+    ring = course_keyring(config, [], service=True)
+    assert ring is not None
+    return (f"the services sign every message; {len(ring)} key(s) admitted "
+            f"({', '.join(sorted(ring.keys)[:4])}{', ...' if len(ring) > 4 else ''})")
 
 
 if __name__ == "__main__":

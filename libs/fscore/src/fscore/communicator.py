@@ -13,6 +13,7 @@ from fscore.intake import DecodeCache, IntakeCounts, RecordDecoder
 from fscore.message import COORDINATOR, Message, MessageCatalog
 from fscore.topics import CourseTopics
 from fscore.transport.base import Consumer, Record, Transport
+from fscore.trust.signing import Signer, Verifier
 from fstranslation import Header
 
 log = structlog.get_logger("fscore.communicator")
@@ -20,12 +21,14 @@ log = structlog.get_logger("fscore.communicator")
 
 class Communicator:
     def __init__(self, transport: Transport, topics: CourseTopics, catalog: MessageCatalog, address: str,
-                 *, cache: DecodeCache | None = None) -> None:
+                 *, cache: DecodeCache | None = None, signer: Signer | None = None,
+                 verifier: Verifier | None = None) -> None:
         self.transport = transport
         self.topics = topics
         self.catalog = catalog
         self.address = address
-        self.decode = RecordDecoder(catalog.codec, address, cache)
+        self.signer = signer  # signs every record this worker publishes (fscore.trust)
+        self.decode = RecordDecoder(catalog.codec, address, cache, verifier)
         self._consumer: Consumer | None = None
         self._done: dict[tuple[str, int], Record] = {}  # per partition, the last record finished with
         self.dead_lettered = 0
@@ -34,14 +37,15 @@ class Communicator:
     # -- sending --------------------------------------------------------------------------
 
     def send(self, message: Message) -> int:
-        """Encode and publish ``message``; returns the encoded size in bytes."""
+        """Encode, sign and publish ``message``; returns the encoded size in bytes."""
         data = self.encode(message)
+        headers = self.signer.headers(data) if self.signer is not None else ()
         if self.catalog.receiver_role(message.type) == COORDINATOR:
-            self.transport.publish(self.topics.coordinator, data, key=message.sender.encode())
+            self.transport.publish(self.topics.coordinator, data, key=message.sender.encode(), headers=headers)
         elif len(message.receivers) == 1:
-            self.transport.publish(self.topics.direct, data, key=message.receivers[0].encode())
+            self.transport.publish(self.topics.direct, data, key=message.receivers[0].encode(), headers=headers)
         else:
-            self.transport.publish(self.topics.broadcast, data)
+            self.transport.publish(self.topics.broadcast, data, headers=headers)
         return len(data)
 
     def encode(self, message: Message) -> bytes:
@@ -89,6 +93,6 @@ class Communicator:
         log.warning("dead_lettered", worker=self.address, topic=record.topic, partition=record.partition,
                     offset=record.offset, reason=reason)
         self.transport.publish(self.topics.dlq, record.value, key=record.key, headers=(
-            ("fscope.reason", reason.encode()), ("fscope.source", f"{record.topic}/{record.partition}/"
+            *record.headers, ("fscope.reason", reason.encode()), ("fscope.source", f"{record.topic}/{record.partition}/"
                                                                    f"{record.offset}".encode()),
             ("fscope.worker", self.address.encode())))

@@ -12,17 +12,21 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from fscore.config import CourseConfig, config_from_dict
-from fscore.errors import TransportError
+from fscore.errors import TransportError, Unauthenticated
 from fscore.intake import IntakeCounts, RecordDecoder, take
 from fscore.message import COORDINATOR, COORDINATOR_STARTED, COURSE_FINISHED, COURSE_MANIFEST, Message, MessageCatalog
 from fscore.topics import CourseTopics
 from fscore.transport.base import Record, Transport
+from fscore.trust.keys import KeyRing, raw_public
+from fscore.trust.setup import WorkerTrust
+from fscore.trust.signing import Verifier
 from fscore.worker import BaseWorker, Outbox
 from fstranslation import DecodeError, Header
 
@@ -62,26 +66,44 @@ def read_topic(transport: Transport, topic: str, *, timeout: float = 120.0,
         consumer.close()
 
 
-def refeed(coordinator: BaseWorker, records: Iterable[Record], catalog: MessageCatalog) -> IntakeCounts:
+def refeed(coordinator: BaseWorker, records: Iterable[Record], catalog: MessageCatalog,
+           verifier: Verifier | None = None, on_refused: Callable[[str], None] | None = None) -> IntakeCounts:
     """Hand ``records`` to ``coordinator`` in order, deciding on each exactly as the live loop did.
 
     Both call :func:`fscore.intake.take`, so what the live coordinator handled, skipped or
-    dead-lettered is handled, skipped or refused the same way here. Returns the outcome counts.
+    dead-lettered is handled, skipped or refused the same way here; ``verifier`` checks signatures
+    and alarms as the live coordinator's did; ``on_refused`` is told where each refused record is and
+    why. Returns the outcome counts.
     """
     counts = IntakeCounts()
-    decode = RecordDecoder(catalog.codec, coordinator.address)
+    decode = RecordDecoder(catalog.codec, coordinator.address, verifier=verifier)
     for record in records:
-        counts[take(coordinator, record, decode).outcome] += 1
+        decision = take(coordinator, record, decode)
+        counts[decision.outcome] += 1
+        if on_refused is not None and decision.outcome.dead_letters:
+            on_refused(f"{record.topic}/{record.partition}/{record.offset} ({decision.outcome}): "
+                       f"{decision.reason.splitlines()[0] if decision.reason else ''}")
     return counts
 
 
 def publish_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCatalog, config: CourseConfig,
-                     incarnation: str) -> None:
+                     incarnation: str, trust: WorkerTrust | None = None) -> None:
+    """The course's manifest: its config, and with ``trust`` the incarnation's public key and the admitted keys."""
     header = Header(f"{COORDINATOR}/{incarnation}/manifest", config.course_id, COURSE_MANIFEST, COORDINATOR, (), 0,
                     0.0)
     payload = {"config_json": json.dumps(config.model_dump(mode="json"), sort_keys=True),
-               "config_hash": config.config_hash(), "incarnation": incarnation}
-    transport.publish(topics.meta, catalog.codec.encode(header, payload))
+               "config_hash": config.config_hash(), "incarnation": incarnation,
+               "public_key": _raw(trust), "admitted_keys": trust.ring.lines() if trust and trust.ring else []}
+    _publish_meta(transport, topics, catalog.codec.encode(header, payload), trust)
+
+
+def _raw(trust: WorkerTrust | None) -> bytes | None:
+    return raw_public(trust.public_key) if trust is not None and trust.public_key is not None else None
+
+
+def _publish_meta(transport: Transport, topics: CourseTopics, value: bytes, trust: WorkerTrust | None) -> None:
+    signer = trust.signer if trust is not None else None
+    transport.publish(topics.meta, value, headers=signer.headers(value) if signer is not None else ())
     transport.flush()
 
 
@@ -119,19 +141,50 @@ _META_TYPES = (COURSE_MANIFEST, COURSE_FINISHED, COORDINATOR_STARTED)
 
 
 def publish_started(transport: Transport, topics: CourseTopics, catalog: MessageCatalog, config: CourseConfig,
-                    incarnation: str) -> None:
-    """Note on the meta topic that ``incarnation`` serves the course: its sends are the coordinator's."""
+                    incarnation: str, trust: WorkerTrust | None = None) -> None:
+    """Note on the meta topic that ``incarnation`` serves the course: its sends are the coordinator's, and its
+    alarms are those that verify under the public key of ``trust``."""
     header = Header(f"{COORDINATOR}/{incarnation}/started", config.course_id, COORDINATOR_STARTED, COORDINATOR, (),
                     0, 0.0)
-    transport.publish(topics.meta, catalog.codec.encode(header, {"incarnation": incarnation,
-                                                                 "config_hash": config.config_hash()}))
-    transport.flush()
+    _publish_meta(transport, topics, catalog.codec.encode(header, {
+        "incarnation": incarnation, "config_hash": config.config_hash(), "public_key": _raw(trust)}), trust)
 
 
 def coordinator_incarnations(transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> set[str]:
     """Every incarnation that served the course, from its manifest and start records."""
     return {payload["incarnation"] for header, payload, _ in meta_records(transport, topics, catalog)
             if header.type in (COURSE_MANIFEST, COORDINATOR_STARTED)}
+
+
+def coordinator_keys(transport: Transport, topics: CourseTopics, catalog: MessageCatalog
+                     ) -> tuple[dict[str, Ed25519PublicKey | None], list[str]]:
+    """Each coordinator incarnation's public key, and the admitted key lines, from the meta topic.
+
+    An incarnation recorded without a key (written before alarms were signed) maps to None: its
+    alarms are taken unsigned, so courses recorded then still replay.
+
+    In a signed course (the manifest admits keys), an incarnation's record counts only if the
+    admitted coordinator key signed it, so a record slipped onto the meta topic adds no key.
+    """
+    keys: dict[str, Ed25519PublicKey | None] = {}
+    admitted: list[str] = []
+    verifier: Verifier | None = None
+    for header, payload, record in meta_records(transport, topics, catalog):
+        if header.type not in (COURSE_MANIFEST, COORDINATOR_STARTED):
+            continue
+        if header.type == COURSE_MANIFEST and not admitted and payload.get("admitted_keys"):
+            admitted = list(payload["admitted_keys"])
+            verifier = Verifier(KeyRing.parse(admitted, f"{topics.meta} manifest"))
+        if verifier is not None:
+            try:
+                verifier.check(record, header)
+            except Unauthenticated as exc:
+                log.warning("meta_record_skipped", topic=record.topic, offset=record.offset, reason=str(exc))
+                continue
+        # a version-1 record names no key: that incarnation predates signed alarms, whose alarms are unsigned
+        key = payload.get("public_key")
+        keys[payload["incarnation"]] = Ed25519PublicKey.from_public_bytes(key) if key else None
+    return keys, admitted
 
 
 def first_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCatalog

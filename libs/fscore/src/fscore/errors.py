@@ -8,6 +8,9 @@ Hierarchy::
     ├── UndeclaredEmitError       a handler sent a message type it did not declare
     ├── RejectedMessage           a decoded message is invalid for the worker's state (unknown sender,
     │                             wrong round, wrong tensor shape); it is dead-lettered and the worker goes on
+    │   └── ReplayedMessage       a copy of a message already handled, from another place in the log
+    ├── Unauthenticated           a record is not signed by the sender it claims (or is an alarm the
+    │                             coordinator did not write); it is dead-lettered before its payload is read
     ├── CourseStalled             a standalone course has no message in flight and is not finished
     └── TransportError            the transport failed to publish or consume
 """
@@ -37,6 +40,14 @@ class UndeclaredEmitError(FscoreError):
 
 
 class RejectedMessage(FscoreError):
+    pass
+
+
+class ReplayedMessage(RejectedMessage):
+    pass
+
+
+class Unauthenticated(FscoreError):
     pass
 
 

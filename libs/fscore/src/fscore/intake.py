@@ -20,9 +20,10 @@ from enum import StrEnum
 
 import structlog
 
-from fscore.errors import RejectedMessage, TransportError
+from fscore.errors import RejectedMessage, ReplayedMessage, TransportError, Unauthenticated
 from fscore.message import Message
 from fscore.transport.base import Record
+from fscore.trust.signing import Verifier
 from fscore.worker import BaseWorker
 from fstranslation import DecodeError, Header, WireCodec
 
@@ -34,12 +35,14 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"  # a message id already handled: ignored
     NOT_ADDRESSED = "not_addressed"  # a broadcast (or a stray record) for other workers: skipped
     UNDECODABLE = "undecodable"  # not a well-formed record: dead-lettered
+    UNAUTHENTICATED = "unauthenticated"  # not signed by the sender it names, or a forged alarm: dead-lettered
     REJECTED = "rejected"  # well-formed, but invalid for the worker's state: dead-lettered
+    REPLAYED = "replayed"  # a copy of an accepted message, written again elsewhere in the log: dead-lettered
     POISON = "poison"  # handling it raised something else: dead-lettered with the traceback
 
     @property
     def dead_letters(self) -> bool:
-        return self in (Outcome.UNDECODABLE, Outcome.REJECTED, Outcome.POISON)
+        return self not in (Outcome.HANDLED, Outcome.DUPLICATE, Outcome.NOT_ADDRESSED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,17 +52,29 @@ class Decision:
     message: Message | None = None
 
 
+@dataclass(slots=True)
+class _Decoded:
+    """What a record holds, decoded as far as was needed; shared by the workers of one process."""
+
+    header: Header
+    receivers: frozenset[str]
+    message: Message | None = None
+    verdict: str | None = None  # why the record is not authentic; checked once, before the payload is read
+    checked: bool = False
+
+
 class DecodeCache:
-    """Decoded broadcasts shared by the participants of one process, so a model sent to many is decoded once."""
+    """Decoded broadcasts shared by the participants of one process, so a model sent to many is decoded
+    (and its signature verified) once."""
 
     def __init__(self, size: int = 64) -> None:
         self._size = size
-        self._items: OrderedDict[tuple[str, int, int], tuple[Header, frozenset[str], list[Message]]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, int, int], _Decoded] = OrderedDict()
 
-    def get(self, record: Record) -> tuple[Header, frozenset[str], list[Message]] | None:
+    def get(self, record: Record) -> _Decoded | None:
         return self._items.get((record.topic, record.partition, record.offset))
 
-    def put(self, record: Record, value: tuple[Header, frozenset[str], list[Message]]) -> None:
+    def put(self, record: Record, value: _Decoded) -> None:
         self._items[(record.topic, record.partition, record.offset)] = value
         if len(self._items) > self._size:
             self._items.popitem(last=False)
@@ -69,31 +84,43 @@ class RecordDecoder:
     """A record -> the message it holds for ``address``, or None when it is addressed to others.
 
     Only the envelope is decoded for a record addressed elsewhere, so a participant never pays for
-    another's model, and a stray record in the coordinator's inbox is skipped before its payload is read.
+    another's model, and a stray record in the coordinator's inbox is skipped before its payload is
+    read. A record addressed here is checked by ``verifier`` (:class:`fscore.trust.Verifier`) before
+    its payload is decoded; one that fails raises :class:`~fscore.errors.Unauthenticated`.
     """
 
-    def __init__(self, codec: WireCodec, address: str, cache: DecodeCache | None = None) -> None:
+    def __init__(self, codec: WireCodec, address: str, cache: DecodeCache | None = None,
+                 verifier: Verifier | None = None) -> None:
         self.codec = codec
         self.address = address
+        self.verifier = verifier
         self._cache = cache
 
     def __call__(self, record: Record) -> Message | None:
-        cached = self._cache.get(record) if self._cache is not None else None
-        if cached is None:
+        decoded = self._cache.get(record) if self._cache is not None else None
+        body = None
+        if decoded is None:
             header, writer, bio, start = self.codec.decode_header(record.value)
-            receivers = frozenset(header.receivers)
-            slot: list[Message] = []
-            if self.address in receivers:
-                slot.append(_message(header, self.codec.decode_body(writer, bio, start, record.value)))
+            decoded = _Decoded(header, frozenset(header.receivers))
+            body = (writer, bio, start)
             if self._cache is not None:
-                self._cache.put(record, (header, receivers, slot))
-            return slot[0] if slot else None
-        header, receivers, slot = cached
-        if self.address not in receivers:
+                self._cache.put(record, decoded)
+        if self.address not in decoded.receivers:
             return None
-        if not slot:
-            slot.append(_message(header, self.codec.decode(record.value)[1]))
-        return slot[0]
+        if not decoded.checked:
+            if self.verifier is not None:
+                try:
+                    self.verifier.check(record, decoded.header)
+                except Unauthenticated as exc:
+                    decoded.verdict = str(exc)
+            decoded.checked = True
+        if decoded.verdict is not None:
+            raise Unauthenticated(decoded.verdict)
+        if decoded.message is None:
+            payload = (self.codec.decode_body(*body, record.value) if body is not None
+                       else self.codec.decode(record.value)[1])
+            decoded.message = _message(decoded.header, payload)
+        return decoded.message
 
 
 def _message(header: Header, payload: dict) -> Message:
@@ -111,10 +138,14 @@ def take(worker: BaseWorker, record: Record, decode: RecordDecoder) -> Decision:
         message = decode(record)
     except DecodeError as exc:
         return Decision(Outcome.UNDECODABLE, str(exc))
+    except Unauthenticated as exc:
+        return Decision(Outcome.UNAUTHENTICATED, str(exc))
     if message is None:
         return Decision(Outcome.NOT_ADDRESSED)
     try:
-        handled = worker.handle(message)
+        handled = worker.handle(message, f"{record.topic}/{record.partition}/{record.offset}")
+    except ReplayedMessage as exc:
+        return Decision(Outcome.REPLAYED, str(exc), message)
     except RejectedMessage as exc:
         return Decision(Outcome.REJECTED, str(exc), message)
     except TransportError:

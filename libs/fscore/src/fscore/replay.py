@@ -20,17 +20,22 @@ import structlog
 
 from fscore.coordinator import Evaluation
 from fscore.course import CourseBuilder
-from fscore.courselog import Capture, coordinator_incarnations, read_manifest, read_topic, refeed
+from fscore.courselog import Capture, coordinator_incarnations, coordinator_keys, read_manifest, read_topic, refeed
+from fscore.errors import Unauthenticated
 from fscore.intake import Outcome
 from fscore.message import COORDINATOR, EVALUATE, FINISH, MODEL_PARAMETERS, MessageCatalog
 from fscore.results import RunWriter, course_privacy, course_statistics, evaluation_row
 from fscore.topics import CourseTopics
 from fscore.transport.base import Transport
+from fscore.trust.setup import replay_verifier
+from fscore.trust.signing import Verifier
 from fstranslation import DecodeError
 
 log = structlog.get_logger("fscore.replay")
 
 MODEL_TYPES = (MODEL_PARAMETERS, EVALUATE, FINISH)
+#: refused inbox records listed in a replay's summary.json (all are counted)
+REFUSED_SHOWN = 1000
 
 
 def tensors_sha256(catalog: MessageCatalog, tensors: Mapping[str, np.ndarray]) -> str:
@@ -67,6 +72,8 @@ class ReplayReport:
     history: list[dict[str, Any]] = field(default_factory=list)
     final_sha256: str = ""
     plugins: dict[str, Any] = field(default_factory=dict)  # the rebuilt coordinator's plug-ins' summaries
+    #: every inbox record the rebuilt coordinator refused, with where it is and why (a tampered one is named here)
+    refused: list[str] = field(default_factory=list)
 
     @property
     def inbox_records(self) -> int:
@@ -87,13 +94,15 @@ class ReplayReport:
 
 
 def recorded_models(transport: Transport, topics: CourseTopics, catalog: MessageCatalog,
-                    problems: list[str], incarnations: set[str] | None, ignored: list[str]) -> list[RecordedModel]:
+                    problems: list[str], incarnations: set[str] | None, ignored: list[str],
+                    verifier: Verifier | None = None) -> list[RecordedModel]:
     """The models the live coordinator sent, as found on the broadcast and direct topics.
 
     Only the coordinator's own records count: sender ``coordinator``, this course, an id of one of
     its ``incarnations`` (None: any). Anything else on those topics (garbage, records of another course
     or sender, copies of a record with an id already seen) is not the coordinator's send; it goes to
-    ``ignored``. A record of the coordinator's that does not decode is reported in ``problems``.
+    ``ignored``. A record of the coordinator's that does not decode, or (in a signed course, with
+    ``verifier``) whose signature does not verify, is reported in ``problems``.
     """
     out, seen = [], set()
     for topic in (topics.broadcast, topics.direct):
@@ -116,6 +125,12 @@ def recorded_models(transport: Transport, topics: CourseTopics, catalog: Message
                 ignored.append(f"record {where}: a copy of {header.id}, already read")
                 continue
             seen.add(header.id)
+            try:
+                if verifier is not None:
+                    verifier.check(record, header)
+            except Unauthenticated as exc:
+                problems.append(f"record {where}: {exc}")
+                continue
             try:
                 payload = catalog.codec.decode_body(writer, bio, start, record.value)
             except DecodeError as exc:
@@ -142,12 +157,16 @@ def replay_course(transport: Transport, course: str, *, topic_prefix: str = "fsc
     capture = Capture()
     coordinator = builder.coordinator(capture, evaluator=builder.numpy_evaluator(), on_evaluation=on_evaluation,
                                       on_aggregation=writer.aggregation, incarnation="replay")
-    intake = refeed(coordinator, read_topic(transport, topics.coordinator), builder.catalog)
+    keys, admitted = coordinator_keys(transport, topics, builder.catalog)
+    verifier = replay_verifier(admitted, keys, f"{topics.meta} manifest")
+    intake = refeed(coordinator, read_topic(transport, topics.coordinator), builder.catalog, verifier,
+                    on_refused=report.refused.append)
     report.intake = intake.as_dict()
     replayed = [RecordedModel(m.type, m.round, tensors_sha256(catalog, m.payload["tensors"]), "replay", m.receivers)
                 for m in capture.sent if m.type in MODEL_TYPES]
     recorded = recorded_models(transport, topics, builder.catalog, report.mismatches,
-                               coordinator_incarnations(transport, topics, builder.catalog), report.ignored)
+                               coordinator_incarnations(transport, topics, builder.catalog), report.ignored,
+                               verifier if verifier.keyring is not None else None)
     _compare(report, replayed, recorded)
     report.final_sha256 = tensors_sha256(catalog, coordinator.params)
     report.plugins = {p.label: p.summary() for p in coordinator.plugins}
@@ -155,6 +174,7 @@ def replay_course(transport: Transport, course: str, *, topic_prefix: str = "fsc
                     "participants": config.participants, "inbox_records": report.inbox_records,
                     "rejected": report.rejected, "undecodable": report.undecodable, "intake": report.intake,
                     "checked": report.checked, "mismatches": report.mismatches, "ignored": len(report.ignored),
+                    "refused": report.refused[:REFUSED_SHOWN], "refused_count": len(report.refused),
                     "model_sha256": report.final_sha256,
                     "final_metrics": report.history[-1] if report.history else {},
                     **course_statistics(coordinator), **({"plugins": report.plugins} if report.plugins else {}),

@@ -15,7 +15,8 @@ from typing import Any, ClassVar, Protocol
 import structlog
 
 from fscore.conditions import Condition
-from fscore.errors import FscoreError, RejectedMessage, UndeclaredEmitError
+from fscore.dedupe import FORGOTTEN, SeenIds
+from fscore.errors import FscoreError, RejectedMessage, ReplayedMessage, UndeclaredEmitError
 from fscore.events import START, Event, Handler, HandlerEntry, HandlerRegistry, on_condition, on_message
 from fscore.message import Message, MessageCatalog
 
@@ -63,7 +64,7 @@ class BaseWorker:
         self.handlers = HandlerRegistry(owner=address)
         self.conditions: dict[str, Condition] = {}
         self.now = 0.0  # virtual time of the latest event this worker handled
-        self._seen: set[str] = set()
+        self._seen = SeenIds()  # accepted message ids, bounded (fscore.dedupe)
         self._sequence = 0
         # Message ids must stay unique when a process restarts and its sequence starts again.
         self.incarnation = incarnation
@@ -107,28 +108,39 @@ class BaseWorker:
             self._run(entry, None)
         self.settle()
 
-    def handle(self, message: Message) -> bool:
+    def handle(self, message: Message, where: str = "") -> bool:
         """Handle one message and then every condition it makes true. Returns False for a duplicate.
 
-        Handlers are idempotent by message id: a message delivered twice changes nothing. Raises
-        :class:`RejectedMessage` when no handler takes the message type, when the envelope names
-        another course or a time that is not finite, or when the handler refuses the message. A
-        message that is not handled leaves no trace: its id is not remembered (a forged copy cannot
-        pre-empt the real one) and the worker's clock does not move.
+        ``where`` is the place in the log it was read from (``topic/partition/offset``), if any.
+        Handlers are idempotent by message id: the same record delivered twice changes nothing. Raises
+        :class:`RejectedMessage` when the envelope names another course, an id that is not its sender's
+        or a time that is not finite, when no handler takes the message type, or when the handler
+        refuses the message; :class:`ReplayedMessage` for a copy of an accepted message read from
+        another place. A message that is not handled leaves no trace: its id is not remembered (a
+        forged copy cannot pre-empt the real one) and the worker's clock does not move.
         """
-        if message.id in self._seen:
-            log.debug("duplicate_ignored", worker=self.address, msg_id=message.id)
-            return False
+        what = f"{message.type} from {message.sender!r} (id {message.id})"
+        if message.course != self.course:
+            raise RejectedMessage(f"{what} is for course {message.course!r}, not {self.course!r}")
+        if not message.id.startswith(f"{message.sender}/"):
+            raise RejectedMessage(f"{what}: the id is not one of {message.sender!r}'s (ids are "
+                                  f"'<sender>/<incarnation>/<n>')")
+        first = self._seen.lookup(message.id)
+        if first is not None:
+            if first == FORGOTTEN:
+                raise ReplayedMessage(f"{what} is older than the {self._seen.capacity} messages remembered, so "
+                                      "it cannot be told from a replayed copy")
+            if not where or not first or where == first:
+                log.debug("duplicate_ignored", worker=self.address, msg_id=message.id)
+                return False
+            raise ReplayedMessage(f"{what} is a copy of a message already handled (read from {first}), "
+                                  f"replayed at {where}")
         entry = self.handlers.get(on_message(message.type))
         if entry is None:
             raise RejectedMessage(f"{self.address} ({self.role}) has no handler for message type "
                                   f"{message.type!r} (from {message.sender!r}, id {message.id})")
-        if message.course != self.course:
-            raise RejectedMessage(f"{message.type} from {message.sender!r} (id {message.id}) is for course "
-                                  f"{message.course!r}, not {self.course!r}")
         if not math.isfinite(message.timestamp):
-            raise RejectedMessage(f"{message.type} from {message.sender!r} (id {message.id}) has timestamp "
-                                  f"{message.timestamp}, which is not a finite time")
+            raise RejectedMessage(f"{what} has timestamp {message.timestamp}, which is not a finite time")
         clock = self.now
         self.now = max(self.now, message.timestamp)
         try:
@@ -136,7 +148,7 @@ class BaseWorker:
         except BaseException:
             self.now = clock
             raise
-        self._seen.add(message.id)
+        self._seen.add(message.id, where)
         self.settle()
         return True
 

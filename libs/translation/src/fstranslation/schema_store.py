@@ -31,9 +31,9 @@ BUILTIN_PAYLOADS: dict[str, str | tuple[str, ...]] = {
     "finish": "finish.avsc",
     "alarm": ("alarm.v1.avsc", "alarm.avsc"),
     "refuse": "refuse.avsc",
-    "course_manifest": "course_manifest.avsc",
+    "course_manifest": ("course_manifest.v1.avsc", "course_manifest.avsc"),
     "course_finished": "course_finished.avsc",
-    "coordinator_started": "coordinator_started.avsc",
+    "coordinator_started": ("coordinator_started.v1.avsc", "coordinator_started.avsc"),
 }
 
 

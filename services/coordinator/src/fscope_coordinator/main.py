@@ -21,9 +21,17 @@ import structlog
 
 from fscore.cli import invoke
 from fscore.communicator import Communicator
+from fscore.config import CourseConfig
 from fscore.coordinator import Coordinator, Evaluation
-from fscore.course import CourseBuilder, checked_builder
-from fscore.courselog import course_finished, first_manifest, publish_finished, publish_manifest, publish_started
+from fscore.course import CourseBuilder, checked_builder, participant_address
+from fscore.courselog import (
+    coordinator_keys,
+    course_finished,
+    first_manifest,
+    publish_finished,
+    publish_manifest,
+    publish_started,
+)
 from fscore.errors import TransportError
 from fscore.message import COORDINATOR
 from fscore.results import RunWriter, course_summary
@@ -41,6 +49,7 @@ from fscore.service import (
 )
 from fscore.service import serve as serve_worker
 from fscore.service.entry import config_options, start
+from fscore.trust.setup import WorkerTrust, coordinator_trust
 from fscore.worker import Outbox
 
 log = structlog.get_logger("fscope.coordinator")
@@ -51,10 +60,17 @@ def build_coordinator(config_path: Path, overrides: list[str]) -> Coordinator:
     return builder.coordinator(Outbox())
 
 
-def run(builder: CourseBuilder, output: Path | None) -> int:
+def prepared(config: CourseConfig) -> tuple[CourseBuilder, WorkerTrust, str]:
+    """Everything that can be refused before Kafka is touched: the course, its flow, and its keys."""
+    builder = checked_builder(config)
+    incarnation = new_incarnation()
+    addresses = [participant_address(i) for i in range(config.participants)]
+    return builder, coordinator_trust(config, addresses, incarnation, service=True), incarnation
+
+
+def run(builder: CourseBuilder, trust: WorkerTrust, incarnation: str, output: Path | None) -> int:
     started = time.perf_counter()
     config = builder.config
-    incarnation = new_incarnation()
     topics, catalog = builder.topics, builder.catalog
     try:
         transport = connect(config, topics)
@@ -71,18 +87,22 @@ def run(builder: CourseBuilder, output: Path | None) -> int:
         # whether or not its predecessor committed anything.
         manifest = first_manifest(transport, topics, catalog)
         if manifest is None:
-            publish_manifest(transport, topics, catalog, config, incarnation)
+            publish_manifest(transport, topics, catalog, config, incarnation, trust)
         elif not same_course(manifest[0], config):
             log.error("config_differs", course=config.course_id,
                       error="this course already ran with another config (see its manifest on the meta topic)")
             lease.close()
             return EXIT_CONFIG
-        publish_started(transport, topics, catalog, config, incarnation)
+        publish_started(transport, topics, catalog, config, incarnation, trust)
+        # alarms of earlier incarnations verify under their keys (a restart re-reads them)
+        assert trust.verifier is not None
+        trust.verifier.alarm_keys.update(coordinator_keys(transport, topics, catalog)[0])
     except TransportError as exc:
         log.error("kafka_unreachable", error=str(exc))
         return EXIT_TRANSPORT
     writer = RunWriter(output)
-    communicator = Communicator(transport, builder.topics, builder.catalog, COORDINATOR)
+    communicator = Communicator(transport, builder.topics, builder.catalog, COORDINATOR, signer=trust.signer,
+                                verifier=trust.verifier)
 
     def on_evaluation(evaluation: Evaluation) -> None:
         writer.evaluation(evaluation, time.perf_counter() - started)
@@ -92,7 +112,8 @@ def run(builder: CourseBuilder, output: Path | None) -> int:
     started_at = manifest[1] if manifest is not None and manifest[1] else None  # the join deadline counts from it
     alarm = WallAlarm(coordinator, started=started_at)
     # a restart picks up where the last incarnation committed, its countdowns where they were
-    recovered = recover(coordinator, transport, topics, catalog, observe=alarm.observe_record)
+    recovered = recover(coordinator, transport, topics, catalog, observe=alarm.observe_record,
+                        verifier=trust.verifier)
     if not restarted:
         coordinator.start()
     communicator.subscribe(COORDINATOR)
@@ -128,8 +149,7 @@ def cli() -> None:
               help="directory for summary.json and metrics.jsonl")
 def serve(config: str | None, overrides: tuple[str, ...], output: Path | None) -> int:
     return start("fscope-coordinator", json_logs=True,
-                 prepare=lambda: checked_builder(service_config(config, list(overrides))),
-                 act=lambda builder: run(builder, output))
+                 prepare=lambda: prepared(service_config(config, list(overrides))), act=lambda p: run(*p, output))
 
 
 @cli.command(help="print the coordinator's handlers, without touching Kafka")

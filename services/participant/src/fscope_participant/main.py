@@ -37,6 +37,7 @@ from fscore.service import (
 )
 from fscore.service import serve as serve_worker
 from fscore.service.entry import config_options, start
+from fscore.trust.setup import WorkerTrust, participant_trust
 from fscore.worker import Outbox
 
 log = structlog.get_logger("fscope.participant")
@@ -53,7 +54,7 @@ def _check_index(config: CourseConfig, index: int) -> None:
         raise ConfigError(f"participant index {index} is outside 0..{config.participants - 1}")
 
 
-def run(builder: CourseBuilder, index: int) -> int:
+def run(builder: CourseBuilder, index: int, trust: WorkerTrust) -> int:
     config = builder.config
     address = participant_address(index)
     try:
@@ -66,7 +67,8 @@ def run(builder: CourseBuilder, index: int) -> int:
         log.info("course_already_finished", course=config.course_id, participant=address, **finished)
         transport.close()
         return EXIT_OK
-    communicator = Communicator(transport, builder.topics, builder.catalog, address)
+    communicator = Communicator(transport, builder.topics, builder.catalog, address, signer=trust.signer,
+                                verifier=trust.verifier)
     participant = builder.participant(index, communicator, incarnation=new_incarnation(), alone=True)
     communicator.subscribe(PARTICIPANT)
     participant.log_handlers()
@@ -98,6 +100,14 @@ def _prepared(config: str | None, overrides: tuple[str, ...], index: int | None)
     return checked_builder(course), index
 
 
+def _with_trust(prepared: tuple[CourseBuilder, int]) -> tuple[CourseBuilder, int, WorkerTrust]:
+    """The participant's keys, checked before Kafka is touched (a missing or foreign key is a config error)."""
+    builder, index = prepared
+    config = builder.config
+    addresses = [participant_address(i) for i in range(config.participants)]
+    return builder, index, participant_trust(config, participant_address(index), addresses, service=True)
+
+
 index_option = click.option("--index", type=int, default=None,
                             help="which participant (default: $FSCOPE_PARTICIPANT_INDEX)")
 
@@ -106,8 +116,8 @@ index_option = click.option("--index", type=int, default=None,
 @config_options
 @index_option
 def serve(config: str | None, overrides: tuple[str, ...], index: int | None) -> int:
-    return start("fscope-participant", json_logs=True, prepare=lambda: _prepared(config, overrides, index),
-                 act=lambda prepared: run(*prepared))
+    return start("fscope-participant", json_logs=True,
+                 prepare=lambda: _with_trust(_prepared(config, overrides, index)), act=lambda prepared: run(*prepared))
 
 
 @cli.command(help="print this participant's shard and handlers, without touching Kafka")

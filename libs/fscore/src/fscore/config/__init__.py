@@ -7,6 +7,7 @@ course is built (:mod:`fscore.validation`), after the user modules they name are
     sections.py   the sections (data, model, trainer, aggregator, plugins, handlers ...)
     strategy.py   the strategy section and the paper's named strategies
     transport.py  how services reach Kafka
+    trust.py      signed messages and the admitted keys
     course.py     the whole course and its cross-section checks
     loading.py    YAML, overrides and one-line errors
 """
@@ -32,10 +33,11 @@ from fscore.config.sections import (
 )
 from fscore.config.strategy import STRATEGY_NAMES, STRATEGY_PRESETS, Broadcast, StrategyConfig, Trigger
 from fscore.config.transport import KafkaConfig, TransportConfig
+from fscore.config.trust import TrustConfig
 from fscore.errors import ConfigError
 
 __all__ = ["STRATEGY_NAMES", "STRATEGY_PRESETS", "AggregatorConfig", "AttackConfig", "Backend", "Broadcast",
            "ConditionConfig", "ConfigError", "CourseConfig", "DataConfig", "EvaluationConfig", "HandlerConfig",
            "JoiningConfig", "KafkaConfig", "LimitsConfig", "MessageTypeConfig", "ModelConfig", "ParameterConfig",
            "PluginConfig", "SimulationConfig", "StrategyConfig", "TrainerConfig", "TransportConfig", "Trigger",
-           "apply_overrides", "config_from_dict", "load_config", "parse_override"]
+           "TrustConfig", "apply_overrides", "config_from_dict", "load_config", "parse_override"]

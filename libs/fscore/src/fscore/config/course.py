@@ -28,6 +28,7 @@ from fscore.config.sections import (
 )
 from fscore.config.strategy import StrategyConfig
 from fscore.config.transport import TransportConfig
+from fscore.config.trust import TrustConfig
 
 
 class CourseConfig(_Strict):
@@ -47,6 +48,7 @@ class CourseConfig(_Strict):
     joining: JoiningConfig = JoiningConfig()
     limits: LimitsConfig = LimitsConfig()
     transport: TransportConfig = TransportConfig()
+    trust: TrustConfig = TrustConfig()
     message_types: list[MessageTypeConfig] = Field(default_factory=list)
     conditions: list[ConditionConfig] = Field(default_factory=list)
     handlers: list[HandlerConfig] = Field(default_factory=list)

@@ -121,6 +121,7 @@ class Alarms:
         if msg.sender != self.address:
             raise RejectedMessage(f"alarm from {msg.sender!r}: only the coordinator sets its own timer")
         kind, number = AlarmKind.of(msg.payload), msg.payload["budget"]
+        self._check_alarm(kind, number)
         if kind is AlarmKind.REPLY:
             self._give_up(number)
         elif kind is AlarmKind.JOIN:
@@ -131,6 +132,21 @@ class Alarms:
                          needed=self.plan.min_participants)
         elif s.phase == "training" and number == s.timer.number:
             s.timer.rang = True  # an alarm of an earlier budget is simply out of date
+
+    def _check_alarm(self, kind: AlarmKind, number: int) -> None:
+        """An alarm must be one this course can set: its signature (fscore.trust) proves who wrote it, and this
+        refuses one that no timer of the course could have rung, whoever wrote it."""
+        if kind is AlarmKind.JOIN and self.plan.join_timeout_s is None:
+            raise RejectedMessage("a join-deadline alarm, but the course sets no join deadline (joining.timeout_s)")
+        if kind is AlarmKind.REPLY and self.strategy.reply_timeout_s is None:
+            raise RejectedMessage("a reply-deadline alarm, but the course sets no reply deadline "
+                                  "(strategy.reply_timeout_s)")
+        if kind is AlarmKind.REPLY and number > self.state.requests.dispatch:
+            raise RejectedMessage(f"a reply-deadline alarm for dispatch {number}, but only "
+                                  f"{self.state.requests.dispatch} dispatches were made")
+        if kind is AlarmKind.TIME_UP and (self.strategy.trigger != "time_up" or number > self.state.timer.number):
+            raise RejectedMessage(f"a time_up alarm for budget {number}, but the course has set "
+                                  f"{self.state.timer.number} time budgets (trigger {self.strategy.trigger})")
 
     def _give_up(self, dispatch: int) -> None:
         """A reply deadline passed: the round goes on without whoever has not answered a request of ``dispatch``

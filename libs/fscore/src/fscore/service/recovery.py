@@ -11,21 +11,22 @@ from fscore.courselog import Capture, read_topic, refeed
 from fscore.message import MessageCatalog
 from fscore.topics import CourseTopics
 from fscore.transport.base import Record, Transport
+from fscore.trust.signing import Verifier
 from fscore.worker import BaseWorker
 
 log = structlog.get_logger("fscore.service")
 
 
 def recover(coordinator: BaseWorker, transport: Transport, topics: CourseTopics, catalog: MessageCatalog,
-            observe: Callable[[Record], None] | None = None) -> int:
+            observe: Callable[[Record], None] | None = None, verifier: Verifier | None = None) -> int:
     """Rebuild a restarted coordinator's state from its own inbox: event sourcing.
 
     Its state is a function of the config and the inbox records it handled, which are exactly
     those before its committed offset. They are handed to it again with its sends captured and
     dropped: every output of a handled record was made durable before that record was committed.
     ``observe`` is called with each record once the coordinator has handled it (the wall-clock
-    alarms resume their countdowns from it). Returns how many records were handled again (0 for a
-    first start).
+    alarms resume their countdowns from it). ``verifier`` checks each record as the live coordinator
+    did. Returns how many records were handled again (0 for a first start).
     """
     committed = transport.committed(coordinator.address, topics.coordinator, 0)
     if committed == 0:
@@ -33,7 +34,7 @@ def recover(coordinator: BaseWorker, transport: Transport, topics: CourseTopics,
     live, coordinator.outbox = coordinator.outbox, Capture()
     try:
         records = read_topic(transport, topics.coordinator, until={0: committed})
-        intake = refeed(coordinator, _observed(records, observe), catalog)
+        intake = refeed(coordinator, _observed(records, observe), catalog, verifier)
     finally:
         coordinator.outbox = live
     log.info("recovered", worker=coordinator.address, records=intake.total(), resumes_at=committed,
@@ -49,6 +50,7 @@ def _observed(records: Iterable[Record], observe: Callable[[Record], None] | Non
 
 
 def same_course(recorded: CourseConfig, config: CourseConfig) -> bool:
-    """Whether ``config`` describes the course of ``recorded``; how to reach Kafka may differ."""
-    return recorded.model_dump(mode="json", exclude={"transport"}) == config.model_dump(mode="json",
-                                                                                        exclude={"transport"})
+    """Whether ``config`` describes the course of ``recorded``; how to reach Kafka, and where the private key
+    file is, may differ."""
+    where = {"transport": True, "trust": {"private_key"}}  # where the process finds things, not what the course is
+    return recorded.model_dump(mode="json", exclude=where) == config.model_dump(mode="json", exclude=where)

@@ -28,6 +28,7 @@ from fscore.results import SUMMARY_LOG_KEYS, RunWriter, course_summary
 from fscore.simulation.network import VirtualNetwork
 from fscore.trainers.base import Trainer
 from fscore.transport.embedded import EmbeddedLog
+from fscore.trust.setup import coordinator_trust, participant_trust
 from fscore.worker import Outbox
 
 log = structlog.get_logger("fscore.runner")
@@ -63,7 +64,10 @@ def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, prog
     topics = builder.topics
     embedded = EmbeddedLog()
     embedded.ensure_topics(topics.specs())
-    publish_manifest(embedded, topics, builder.catalog, config, "0")  # so the run can be replayed like a deployed one
+    addresses = [participant_address(i) for i in range(config.participants)]
+    coord_trust = coordinator_trust(config, addresses, "0", service=False)
+    # so the run can be replayed like a deployed one
+    publish_manifest(embedded, topics, builder.catalog, config, "0", coord_trust)
     network = VirtualNetwork(embedded, builder.catalog.codec, held_topic=topics.coordinator)
     writer = RunWriter(output_dir)
 
@@ -71,15 +75,18 @@ def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, prog
         writer.evaluation(evaluation, time.perf_counter() - started)
 
     addressed: set[str] = set()
-    coord_comm = Communicator(network, topics, builder.catalog, COORDINATOR)
+    coord_comm = Communicator(network, topics, builder.catalog, COORDINATOR, signer=coord_trust.signer,
+                              verifier=coord_trust.verifier)
     evaluator = None if trainer is not None else builder.heldout_evaluator()
     coordinator = builder.coordinator(_Tracking(coord_comm, addressed), evaluator=evaluator,
                                       on_evaluation=on_evaluation, on_aggregation=writer.aggregation)
     coord_comm.subscribe(COORDINATOR)
     cache = DecodeCache()
     participants: dict[str, tuple[Participant, Communicator]] = {}
-    for i in range(config.participants):
-        comm = Communicator(network, topics, builder.catalog, participant_address(i), cache=cache)
+    for i, address in enumerate(addresses):
+        trust = participant_trust(config, address, addresses, service=False)
+        comm = Communicator(network, topics, builder.catalog, address, cache=cache, signer=trust.signer,
+                            verifier=trust.verifier)
         worker = builder.participant(i, comm, trainer=trainer() if trainer is not None else None)
         comm.subscribe(PARTICIPANT)
         participants[worker.address] = (worker, comm)
