@@ -207,5 +207,21 @@ def make_kafka_transport(config: KafkaConfig) -> KafkaTransport:
         raise TransportError(f"the {config.client} client is not installed ({exc}); "
                              "install fscope-core[kafka]") from exc
     except Exception as exc:  # client libraries raise their own types at construction
+        refused = _refusal(config)
+        if refused is not None:
+            raise TransportError(f"Kafka broker at {config.bootstrap_servers} refused the connection "
+                                 f"({config.security_protocol}): {refused}") from exc
         raise TransportError(f"Kafka broker unreachable at {config.bootstrap_servers} ({config.client} client: "
                              f"{type(exc).__name__}: {exc})") from exc
+
+
+def _refusal(config: KafkaConfig) -> str | None:
+    """kafka-python sees only a closed socket when the broker refuses it; librdkafka (the kafka extra installs it
+    too) can say why: bad credentials, an untrusted certificate."""
+    if config.security_protocol == "PLAINTEXT":
+        return None
+    try:
+        from fscore.transport.kafka_confluent import refusal
+    except ImportError:
+        return None
+    return refusal(config)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -49,6 +51,32 @@ def confluent_settings(config: KafkaConfig) -> dict[str, Any]:
     return conf
 
 
+def refusal(config: KafkaConfig, timeout: float = 3.0) -> str | None:
+    """Why the broker refuses a connection with ``config`` (authentication, TLS), as librdkafka reports it; None if
+    it does not. kafka-python only sees its socket closed, so its failures are explained with this."""
+    reasons: list[str] = []
+
+    def noted(err: KafkaError) -> None:
+        if err.code() in _REFUSED:
+            reasons.append(err.str())
+
+    admin = AdminClient({**confluent_settings(config), "error_cb": noted, "logger": _SILENT})
+    deadline = time.monotonic() + timeout
+    while not reasons and time.monotonic() < deadline:
+        try:
+            admin.list_topics(timeout=0.5)
+            return None
+        except KafkaException:
+            admin.poll(0)
+    return reasons[-1] if reasons else None
+
+
+_REFUSED = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL})
+_SILENT = logging.getLogger("fscore.transport.librdkafka")  # librdkafka's own log lines, not on stderr
+_SILENT.propagate = False
+_SILENT.addHandler(logging.NullHandler())
+
+
 class ConfluentClient(KafkaClient):
     def __init__(self, config: KafkaConfig) -> None:
         self._base = confluent_settings(config)
@@ -60,14 +88,29 @@ class ConfluentClient(KafkaClient):
         self._producer = Producer({**self._base, "enable.idempotence": True, "acks": "all", "linger.ms": 2,
                                    "message.max.bytes": max(config.max_record_bytes + 64_000, 1_000_000),
                                    "message.timeout.ms": int(self._outage * 1000)})
-        self._admin = AdminClient(self._base)
+        self._refusals: list[str] = []  # why the broker refused us (authentication, TLS), as librdkafka reports it
+        self._admin = AdminClient({**self._base, "error_cb": self._connect_error, "logger": _SILENT})
+
+    def _connect_error(self, err: KafkaError) -> None:
+        if err.code() in _REFUSED:
+            self._refusals.append(err.str())
 
     def probe(self, timeout: float) -> None:
-        try:
-            self._admin.list_topics(timeout=timeout)
-        except KafkaException as exc:
-            raise TransportError(f"Kafka broker unreachable at {self._base['bootstrap.servers']}: no cluster "
-                                 f"metadata within {timeout:g} s ({exc.args[0]})") from exc
+        """Cluster metadata within ``timeout``; a broker that refuses us (authentication, TLS) is told at once."""
+        where = self._base["bootstrap.servers"]
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+                return
+            except KafkaException as exc:
+                self._admin.poll(0)  # serves error_cb: why the connection failed, if the broker said
+                if self._refusals:  # reachable, but it will not let us in: say why, not "unreachable"
+                    raise TransportError(f"Kafka broker at {where} refused the connection "
+                                         f"({self._base['security.protocol']}): {self._refusals[-1]}") from exc
+                if time.monotonic() >= deadline:
+                    raise TransportError(f"Kafka broker unreachable at {where}: no cluster "
+                                         f"metadata within {timeout:g} s ({exc.args[0]})") from exc
 
     def _delivered(self, err: KafkaError | None, msg: Any) -> None:
         if err is not None:
