@@ -1,13 +1,13 @@
 """Signed records: who wrote a record is what its signature proves, not what its envelope claims.
 
-A worker signs the exact bytes it publishes (the envelope and the payload, as encoded) with its
-Ed25519 key, in two record headers: ``fscope.sig`` (the signature) and ``fscope.signer`` (the
-key's fingerprint). Chunks of a large record all carry them, and the reassembled record is
-verified whole. A receiver checks a record before decoding its payload (:class:`Verifier`): the
-claimed sender must be admitted, and its admitted key must verify the signature. Because the
-envelope holds the course id, the round and the message id, a signature cannot be moved to
-another course or message; a copy of a signed record is caught by duplicate suppression
-(:class:`fscore.dedupe.SeenIds`).
+A worker signs the exact bytes it publishes (the envelope and the payload, as encoded; in fact
+their SHA-256, see :func:`signed_digest`) with its Ed25519 key, in two record headers:
+``fscope.sig`` (the signature) and ``fscope.signer`` (the key's fingerprint). Chunks of a large
+record all carry them, and the reassembled record is verified whole. A receiver checks a record
+before decoding its payload (:class:`Verifier`): the claimed sender must be admitted, and its
+admitted key must verify the signature. Because the envelope holds the course id, the round and
+the message id, a signature cannot be moved to another course or message; a copy of a signed
+record is caught by duplicate suppression (:class:`fscore.dedupe.SeenIds`).
 
 Alarms are checked whether or not a course signs: an alarm is the coordinator's note to itself
 through its inbox, so only an alarm signed by one of the coordinator's incarnations counts
@@ -16,6 +16,7 @@ through its inbox, so only an alarm signed by one of the coordinator's incarnati
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import MutableMapping
 
 from cryptography.exceptions import InvalidSignature
@@ -40,7 +41,20 @@ class Signer:
         self._fingerprint = fingerprint(self.public_key).encode()
 
     def headers(self, value: bytes) -> tuple[tuple[str, bytes], ...]:
-        return (SIGNATURE_HEADER, self.key.sign(value)), (SIGNER_HEADER, self._fingerprint)
+        return (SIGNATURE_HEADER, self.key.sign(signed_digest(value))), (SIGNER_HEADER, self._fingerprint)
+
+
+def signed_digest(value: bytes) -> bytes:
+    """What is signed: a domain tag and the SHA-256 of the record's bytes.
+
+    Ed25519 hashes what it signs with SHA-512 twice (once to verify); hashing a large model once with
+    SHA-256 first (hardware-accelerated here) makes signing a 4 MB record three times cheaper, and
+    is as binding as long as SHA-256 is collision resistant.
+    """
+    return _DOMAIN + hashlib.sha256(value).digest()
+
+
+_DOMAIN = b"fscope record signature v1\x00"
 
 
 def _what(header: Header) -> str:
@@ -95,7 +109,7 @@ class Verifier:
             raise Unauthenticated(f"{_what(header)} is signed with the key admitted for {owner!r}: a key that does "
                                   f"not match the claimed sender")
         try:
-            key.verify(signature, record.value)
+            key.verify(signature, signed_digest(record.value))
         except InvalidSignature:
             raise Unauthenticated(f"{_what(header)}: its signature does not verify under {header.sender!r}'s key "
                                   "(forged, or altered after signing)") from None
