@@ -62,3 +62,32 @@ def wait_until_all_exit(processes: list[subprocess.Popen], what: str, timeout: f
         for p in processes:
             if p.poll() is None:
                 p.kill()
+
+
+def run_course(config: Path, sets: list[str], tmp: Path, participants: int,
+               env: dict[str, str] | None = None) -> tuple[Path, dict[str, str]]:
+    """Run a course as a coordinator and ``participants`` participant processes until all exit 0.
+
+    Returns the coordinator's output directory (summary.json, metrics.jsonl) and each process's log by file name.
+    """
+    flags = [a for s in sets for a in ("--set", s)]
+    out = tmp / "coordinator"
+    processes = [start([str(BIN / "fscope-coordinator"), "serve", str(config), *flags, "--output", str(out)],
+                       tmp / "coordinator.log", env)]
+    processes += [start([str(BIN / "fscope-participant"), "serve", str(config), *flags, "--index", str(i)],
+                        tmp / f"participant-{i}.log", env) for i in range(participants)]
+    codes = wait_until_all_exit(processes, "the course to finish")
+    logs = {p.name: p.read_text(errors="replace") for p in tmp.glob("*.log")}
+    assert codes == [0] * (participants + 1), (codes, {k: v[-3000:] for k, v in logs.items()})
+    return out, logs
+
+
+def replay_verified(bootstrap: str, course: str, output: Path | None = None,
+                    env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``fscope replay --verify`` of a finished course; it must pass."""
+    proc = subprocess.run([str(BIN / "fscope"), "replay", "--bootstrap-servers", bootstrap, "--course", course,
+                           "--verify", *(["--output", str(output)] if output is not None else [])],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "verification passed" in proc.stdout
+    return proc

@@ -5,14 +5,13 @@ privacy figures, and `fscope replay --verify` rebuilds it from the log, the atta
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 
 import pytest
 
 from fscore.config import load_config
 from fscore.simulation.runner import run_standalone
-from tests.e2e.processes import BIN, start, wait_until_all_exit
+from tests.e2e.processes import replay_verified, run_course
 
 pytestmark = pytest.mark.slow
 
@@ -26,15 +25,7 @@ def test_client_dp_and_a_backdoor_participant_run_as_services_and_replay(tmp_pat
             "plugins=[{name: client_dp, options: {clip: 2.0, noise_multiplier: 0.05}}, "
             "{name: backdoor, role: all, participants: [2], options: {target_label: 0, fraction: 0.5, boost: 2.0}}]",
             "transport.kind=kafka", f"transport.kafka.bootstrap_servers={kafka_bootstrap}"]
-    flags = [a for s in sets for a in ("--set", s)]
-    out = tmp_path / "coordinator"
-    processes = [start([str(BIN / "fscope-coordinator"), "serve", str(config_path), *flags, "--output", str(out)],
-                       tmp_path / "coordinator.log")]
-    processes += [start([str(BIN / "fscope-participant"), "serve", str(config_path), *flags, "--index", str(i)],
-                        tmp_path / f"participant-{i}.log") for i in range(4)]
-    codes = wait_until_all_exit(processes, "the course to finish")
-    logs = {p.name: p.read_text(errors="replace") for p in tmp_path.glob("*.log")}
-    assert codes == [0] * 5, (codes, {k: v[-3000:] for k, v in logs.items()})
+    out, logs = run_course(config_path, sets, tmp_path, 4)
     assert "backdoor_participant" in logs["participant-2.log"] and "backdoor_participant" not in \
         logs["participant-1.log"]
 
@@ -47,11 +38,7 @@ def test_client_dp_and_a_backdoor_participant_run_as_services_and_replay(tmp_pat
     assert summary["plugins"]["backdoor"] == standalone["plugins"]["backdoor"]
     assert len(summary["plugins"]["backdoor"]["rounds"]) == 5
 
-    proc = subprocess.run([str(BIN / "fscope"), "replay", "--bootstrap-servers", kafka_bootstrap, "--course", course,
-                           "--verify", "--output", str(tmp_path / "replay")], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "verification passed" in proc.stdout
+    replay_verified(kafka_bootstrap, course, tmp_path / "replay")
     replayed = json.loads((tmp_path / "replay" / "summary.json").read_text())
     assert replayed["plugins"] == summary["plugins"] and replayed["model_sha256"] == summary["model_sha256"]
     assert replayed["privacy"] == summary["privacy"]  # the releases are counted from the log alike

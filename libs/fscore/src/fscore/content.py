@@ -45,3 +45,8 @@ def check_after(msg: Message, asked_at: float | None, what: str) -> None:
     if asked_at is not None and msg.timestamp < asked_at:
         raise RejectedMessage(f"{msg.type} from {msg.sender!r} (id {msg.id}) is stamped {msg.timestamp}, before "
                               f"{what} was sent ({asked_at})")
+
+
+def nbytes(tensors: Mapping[str, np.ndarray]) -> int:
+    """The bytes a model's tensors hold (what travels, and what virtual time charges for)."""
+    return sum(int(t.nbytes) for t in tensors.values())

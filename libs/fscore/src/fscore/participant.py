@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 import structlog
 
-from fscore.content import check_finite
+from fscore.content import check_finite, nbytes
 from fscore.data.dataset import ClientData
 from fscore.errors import RejectedMessage
 from fscore.events import START, on_message
@@ -43,10 +43,6 @@ from fscore.worker import BaseWorker, Outbox
 from fstranslation.layout import Layout, layout_differences, layout_of
 
 log = structlog.get_logger("fscore.participant")
-
-
-def _nbytes(tensors: Mapping[str, np.ndarray]) -> int:
-    return sum(int(t.nbytes) for t in tensors.values())
 
 
 class Participant(BaseWorker):
@@ -117,8 +113,8 @@ class Participant(BaseWorker):
         params = self.trainer.get_parameters()
         self.rounds_trained += 1
         samples = result.samples_processed or result.num_samples
-        done = (msg.timestamp + self.profile.transfer_time(_nbytes(received)) + self.profile.compute_time(samples)
-                + self.profile.transfer_time(_nbytes(params)))
+        done = (msg.timestamp + self.profile.transfer_time(nbytes(received)) + self.profile.compute_time(samples)
+                + self.profile.transfer_time(nbytes(params)))
         if self.pace > 0:
             time.sleep(self.pace * (done - msg.timestamp))
         self.send(MODEL_UPDATE, [msg.sender], msg.round, {
@@ -129,7 +125,7 @@ class Participant(BaseWorker):
         received = self._received_model(msg)
         self.trainer.set_parameters(received)
         result = self.trainer.evaluate(self.data.test)
-        done = (msg.timestamp + self.profile.transfer_time(_nbytes(received))
+        done = (msg.timestamp + self.profile.transfer_time(nbytes(received))
                 + self.profile.compute_time(result.num_samples))
         self.send(METRICS, [msg.sender], msg.round, {
             "split": "test", "num_samples": result.num_samples,

@@ -33,7 +33,7 @@ import structlog
 
 from fscore.aggregators.base import Aggregator, ClientUpdate
 from fscore.config import StrategyConfig
-from fscore.content import check_after, check_finite
+from fscore.content import check_after, check_finite, nbytes
 from fscore.coordinator.alarms import Alarms
 from fscore.coordinator.conditions import default_conditions
 from fscore.coordinator.evaluation import Evaluating
@@ -60,10 +60,6 @@ from fscore.strategy import Strategy
 from fscore.worker import BaseWorker, Outbox
 
 log = structlog.get_logger("fscore.coordinator")
-
-
-def _nbytes(tensors: Mapping[str, np.ndarray]) -> int:
-    return sum(int(t.nbytes) for t in tensors.values())
 
 
 class Evaluator(Protocol):
@@ -248,7 +244,7 @@ class Coordinator(Joining, Alarms, Evaluating, BaseWorker):
             del self.versions[old]
         record = Aggregation(s.round, self.now, tuple(u.sender for u in updates),
                              tuple(u.staleness for u in updates), tuple(s.buffer.dropped),
-                             update_bytes=sum(_nbytes(u.params) for u in updates), model_bytes=_nbytes(self.params))
+                             update_bytes=sum(nbytes(u.params) for u in updates), model_bytes=nbytes(self.params))
         s.aggregations.append(record)
         s.last_aggregated = record.senders
         s.buffer.updates, s.buffer.dropped = [], []

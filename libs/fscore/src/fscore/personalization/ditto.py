@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fscore.data.dataset import Dataset
 from fscore.personalization.base import Personalization, TrainerParts
+from fscore.personalization.sharing import full_copy
 from fscore.trainers.base import EvalResult, Trainer, TrainResult
 
 
@@ -39,8 +40,7 @@ class DittoTrainer(Trainer):
         self._started = False
 
     def _full(self) -> dict[str, np.ndarray]:
-        full = getattr(self.global_, "full_parameters", self.global_.get_parameters)
-        return {k: np.array(v, copy=True) for k, v in full().items()}
+        return full_copy(self.global_)
 
     def get_parameters(self) -> dict[str, np.ndarray]:
         return self.global_.get_parameters()

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fscore.data.dataset import Dataset
 from fscore.personalization.base import Personalization, TrainerParts
+from fscore.personalization.sharing import full_copy
 from fscore.trainers.base import EvalResult, Trainer, TrainResult, batches, train_result
 
 
@@ -53,8 +54,7 @@ class PFedMeTrainer(Trainer):
     def set_parameters(self, params: Mapping[str, np.ndarray]) -> None:
         self.local.set_parameters(params)
         if not self._started:
-            full = getattr(self.local, "full_parameters", self.local.get_parameters)
-            self.personal.set_parameters({k: np.array(v, copy=True) for k, v in full().items()})
+            self.personal.set_parameters(full_copy(self.local))
             self._started = True
 
     def start_round(self, round_: int) -> None:

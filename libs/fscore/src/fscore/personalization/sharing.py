@@ -73,3 +73,10 @@ class SharedPart(Trainer):
 
     def evaluate(self, data: Dataset) -> EvalResult:
         return self.inner.evaluate(data)
+
+
+def full_copy(trainer: Trainer) -> dict[str, np.ndarray]:
+    """A copy of every parameter of ``trainer``'s model, private ones included (a :class:`SharedPart` keeps some
+    back from ``get_parameters``): where Ditto and pFedMe start a personal model."""
+    full = getattr(trainer, "full_parameters", trainer.get_parameters)
+    return {k: np.array(v, copy=True) for k, v in full().items()}
