@@ -18,6 +18,8 @@ from fstranslation import Header
 
 log = structlog.get_logger("fscore.communicator")
 
+_DLQ_HEADERS = frozenset({"fscope.reason", "fscope.source", "fscope.worker"})
+
 
 class Communicator:
     def __init__(self, transport: Transport, topics: CourseTopics, catalog: MessageCatalog, address: str,
@@ -92,7 +94,8 @@ class Communicator:
         self.dead_lettered += 1
         log.warning("dead_lettered", worker=self.address, topic=record.topic, partition=record.partition,
                     offset=record.offset, reason=reason)
+        kept = tuple(h for h in record.headers if h[0] not in _DLQ_HEADERS)  # a record cannot name its own reason
         self.transport.publish(self.topics.dlq, record.value, key=record.key, headers=(
-            *record.headers, ("fscope.reason", reason.encode()), ("fscope.source", f"{record.topic}/{record.partition}/"
+            *kept, ("fscope.reason", reason.encode()), ("fscope.source", f"{record.topic}/{record.partition}/"
                                                                    f"{record.offset}".encode()),
             ("fscope.worker", self.address.encode())))

@@ -19,7 +19,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from fscore.config import CourseConfig, config_from_dict
-from fscore.errors import TransportError, Unauthenticated
+from fscore.errors import ConfigError, TransportError, Unauthenticated
 from fscore.intake import IntakeCounts, RecordDecoder, take
 from fscore.message import COORDINATOR, COORDINATOR_STARTED, COURSE_FINISHED, COURSE_MANIFEST, Message, MessageCatalog
 from fscore.topics import CourseTopics
@@ -108,33 +108,42 @@ def _publish_meta(transport: Transport, topics: CourseTopics, value: bytes, trus
 
 
 def publish_finished(transport: Transport, topics: CourseTopics, catalog: MessageCatalog, course: str,
-                     reason: str, rounds: int, model_sha256: str) -> None:
+                     reason: str, rounds: int, model_sha256: str, trust: WorkerTrust | None = None) -> None:
     header = Header(f"{COORDINATOR}/finished", course, COURSE_FINISHED, COORDINATOR, (), rounds, 0.0)
-    transport.publish(topics.meta, catalog.codec.encode(header, {"reason": reason, "rounds": rounds,
-                                                                 "model_sha256": model_sha256}))
-    transport.flush()
+    _publish_meta(transport, topics, catalog.codec.encode(header, {"reason": reason, "rounds": rounds,
+                                                                   "model_sha256": model_sha256}), trust)
 
 
-def meta_records(transport: Transport, topics: CourseTopics, catalog: MessageCatalog
-                 ) -> list[tuple[Header, dict[str, Any], Record]]:
-    """The course's meta topic, decoded: its manifests and finish record, in log order.
+def meta_records(transport: Transport, topics: CourseTopics, catalog: MessageCatalog,
+                 verifier: Verifier | None = None) -> list[tuple[Header, dict[str, Any], Record]]:
+    """The course's meta topic, decoded: its manifests, start and finish records, in log order.
 
     Anyone who can write to the topic can put garbage there: what does not decode, or is not the
     coordinator's record of this course, is skipped with a warning rather than trusted or crashed on.
+    In a signed course (``verifier`` with the admitted keys), so is what the coordinator did not sign.
     """
     out = []
     for record in read_topic(transport, topics.meta):
         try:
             header, payload = catalog.codec.decode(record.value)
         except DecodeError as exc:
-            log.warning("meta_record_skipped", topic=record.topic, offset=record.offset, reason=str(exc))
+            _skipped(record, str(exc))
             continue
         if header.course != topics.course or header.sender != COORDINATOR or header.type not in _META_TYPES:
-            log.warning("meta_record_skipped", topic=record.topic, offset=record.offset,
-                        reason=f"a {header.type!r} record from {header.sender!r} for course {header.course!r}")
+            _skipped(record, f"a {header.type!r} record from {header.sender!r} for course {header.course!r}")
             continue
+        if verifier is not None and verifier.keyring is not None:
+            try:
+                verifier.check(record, header)
+            except Unauthenticated as exc:
+                _skipped(record, str(exc))
+                continue
         out.append((header, payload, record))
     return out
+
+
+def _skipped(record: Record, reason: str) -> None:
+    log.warning("meta_record_skipped", topic=record.topic, offset=record.offset, reason=reason)
 
 
 _META_TYPES = (COURSE_MANIFEST, COURSE_FINISHED, COORDINATOR_STARTED)
@@ -160,30 +169,45 @@ def coordinator_keys(transport: Transport, topics: CourseTopics, catalog: Messag
                      ) -> tuple[dict[str, Ed25519PublicKey | None], list[str]]:
     """Each coordinator incarnation's public key, and the admitted key lines, from the meta topic.
 
-    An incarnation recorded without a key (written before alarms were signed) maps to None: its
+    Only the course's first manifest counts, as everywhere (:func:`first_manifest`). When it admits
+    keys (a signed course), a record counts only if the admitted coordinator key signed it, so a
+    record slipped onto the meta topic adds no key, and an incarnation without a key is not taken.
+    In an unsigned course the meta topic is trusted: keep it writable by the coordinator only. An
+    incarnation recorded without a key there (written before alarms were signed) maps to None: its
     alarms are taken unsigned, so courses recorded then still replay.
-
-    In a signed course (the manifest admits keys), an incarnation's record counts only if the
-    admitted coordinator key signed it, so a record slipped onto the meta topic adds no key.
     """
-    keys: dict[str, Ed25519PublicKey | None] = {}
-    admitted: list[str] = []
-    verifier: Verifier | None = None
-    for header, payload, record in meta_records(transport, topics, catalog):
-        if header.type not in (COURSE_MANIFEST, COORDINATOR_STARTED):
-            continue
-        if header.type == COURSE_MANIFEST and not admitted and payload.get("admitted_keys"):
-            admitted = list(payload["admitted_keys"])
+    records = meta_records(transport, topics, catalog)
+    manifest = next(((h, p, r) for h, p, r in records if h.type == COURSE_MANIFEST), None)
+    if manifest is None:
+        return {}, []
+    admitted = list(manifest[1].get("admitted_keys") or [])
+    verifier = None
+    if admitted:
+        try:
             verifier = Verifier(KeyRing.parse(admitted, f"{topics.meta} manifest"))
+        except ConfigError as exc:
+            _skipped(manifest[2], f"its admitted keys do not parse: {exc}")
+            return {}, []
+    keys: dict[str, Ed25519PublicKey | None] = {}
+    for header, payload, record in records:
+        if record is not manifest[2] and header.type != COORDINATOR_STARTED:
+            continue
         if verifier is not None:
             try:
                 verifier.check(record, header)
             except Unauthenticated as exc:
-                log.warning("meta_record_skipped", topic=record.topic, offset=record.offset, reason=str(exc))
+                _skipped(record, str(exc))
                 continue
-        # a version-1 record names no key: that incarnation predates signed alarms, whose alarms are unsigned
-        key = payload.get("public_key")
-        keys[payload["incarnation"]] = Ed25519PublicKey.from_public_bytes(key) if key else None
+        raw = payload.get("public_key")
+        try:
+            key = Ed25519PublicKey.from_public_bytes(raw) if raw else None
+        except ValueError as exc:
+            _skipped(record, f"its public key is not an Ed25519 key ({exc})")
+            continue
+        if key is None and verifier is not None:
+            _skipped(record, "an incarnation without a key, in a signed course")
+            continue
+        keys[payload["incarnation"]] = key
     return keys, admitted
 
 
@@ -197,9 +221,11 @@ def first_manifest(transport: Transport, topics: CourseTopics, catalog: MessageC
     return None
 
 
-def course_finished(transport: Transport, topics: CourseTopics, catalog: MessageCatalog) -> dict | None:
-    """The course's finish record from the meta topic, or None while it runs (the meta topic stays tiny)."""
-    for header, payload, _ in meta_records(transport, topics, catalog):
+def course_finished(transport: Transport, topics: CourseTopics, catalog: MessageCatalog,
+                    verifier: Verifier | None = None) -> dict | None:
+    """The course's finish record from the meta topic, or None while it runs (the meta topic stays tiny).
+    In a signed course (``verifier`` with the admitted keys) only one the coordinator signed counts."""
+    for header, payload, _ in meta_records(transport, topics, catalog, verifier):
         if header.type == COURSE_FINISHED:
             return payload
     return None

@@ -124,7 +124,6 @@ def recorded_models(transport: Transport, topics: CourseTopics, catalog: Message
             if header.id in seen:
                 ignored.append(f"record {where}: a copy of {header.id}, already read")
                 continue
-            seen.add(header.id)
             try:
                 if verifier is not None:
                     verifier.check(record, header)
@@ -136,6 +135,7 @@ def recorded_models(transport: Transport, topics: CourseTopics, catalog: Message
             except DecodeError as exc:
                 problems.append(f"record {where} cannot be decoded: {exc}")
                 continue
+            seen.add(header.id)  # only a record that checks and decodes claims its id
             out.append(RecordedModel(header.type, header.round, tensors_sha256(catalog, payload["tensors"]), where,
                                      tuple(header.receivers)))
     return out

@@ -93,10 +93,16 @@ def run(builder: CourseBuilder, trust: WorkerTrust, incarnation: str, output: Pa
                       error="this course already ran with another config (see its manifest on the meta topic)")
             lease.close()
             return EXIT_CONFIG
+        earlier, admitted = coordinator_keys(transport, topics, catalog)
+        if manifest is not None and admitted != (trust.ring.lines() if trust.ring is not None else []):
+            log.error("config_differs", course=config.course_id,
+                      error="the admitted keys differ from those the course's manifest records (trust.keys changed?)")
+            lease.close()
+            return EXIT_CONFIG
         publish_started(transport, topics, catalog, config, incarnation, trust)
         # alarms of earlier incarnations verify under their keys (a restart re-reads them)
         assert trust.verifier is not None
-        trust.verifier.alarm_keys.update(coordinator_keys(transport, topics, catalog)[0])
+        trust.verifier.alarm_keys.update(earlier)
     except TransportError as exc:
         log.error("kafka_unreachable", error=str(exc))
         return EXIT_TRANSPORT
@@ -127,9 +133,9 @@ def run(builder: CourseBuilder, trust: WorkerTrust, incarnation: str, output: Pa
     code = serve_worker(coordinator, communicator, done=lambda: coordinator.finished,
                  poll_timeout=config.transport.kafka.poll_timeout_s, stop=StopFlag(), tick=tick)
     summary = course_summary(config, coordinator, builder.catalog.codec, started)
-    if coordinator.finished and course_finished(transport, topics, catalog) is None:
+    if coordinator.finished and course_finished(transport, topics, catalog, trust.verifier) is None:
         publish_finished(transport, topics, catalog, config.course_id, coordinator.state.finish_reason,
-                         coordinator.state.round, summary["model_sha256"])
+                         coordinator.state.round, summary["model_sha256"], trust)
     writer.summary({**summary, "dead_lettered": communicator.dead_lettered, "intake": communicator.intake.as_dict(),
                     "recovered_records": recovered, "exit_code": code})
     lease.close()

@@ -59,7 +59,7 @@ def run(builder: CourseBuilder, index: int, trust: WorkerTrust) -> int:
     address = participant_address(index)
     try:
         transport = connect(config, builder.topics)
-        finished = course_finished(transport, builder.topics, builder.catalog)
+        finished = course_finished(transport, builder.topics, builder.catalog, trust.verifier)
     except TransportError as exc:
         log.error("kafka_unreachable", error=str(exc))
         return EXIT_TRANSPORT

@@ -45,7 +45,10 @@ class FixedPoint:
 
     def encode(self, values: np.ndarray) -> np.ndarray:
         """Field elements (uint64) of ``values``, clipped to ``[-bound, bound]``."""
-        clipped = np.clip(np.asarray(values, np.float64), -self.bound, self.bound)
+        values = np.asarray(values, np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError("a value to encode is NaN or infinite")
+        clipped = np.clip(values, -self.bound, self.bound)
         scaled = np.rint(clipped * 2.0 ** self.precision).astype(np.int64)
         return np.where(scaled < 0, scaled + P, scaled).astype(np.uint64)
 
@@ -73,7 +76,7 @@ def mask(seed: bytes, size: int) -> np.ndarray:
     counter = 0
     while out.size < size:
         want = size - out.size
-        nonce = counter.to_bytes(16, "little")
+        nonce = bytes(4) + counter.to_bytes(12, "little")  # ChaCha20's block counter (first 4 bytes) starts at 0
         stream = Cipher(algorithms.ChaCha20(seed, nonce), mode=None).encryptor().update(bytes(8 * (want + 8)))
         draws = np.frombuffer(stream, np.uint64) & _P
         out = np.concatenate([out, draws[draws < _P]])

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from fscore.secagg import shamir
-from fscore.secagg.field import FixedPoint, add, mask, subtract
+from fscore.secagg.field import FixedPoint, P, add, mask, subtract
 
 RandomBytes = Callable[[int], bytes]
 _SECRET = 32  # bytes of a mask seed and of an X25519 private key
@@ -181,6 +181,9 @@ class SecAggServer:
         xs = positions(roster)
         survivors, dropped = sorted(masked), sorted(set(sharers) - set(masked))
         size = next(iter(masked.values())).size
+        for u, y in masked.items():
+            if u not in adverts or y.dtype != np.uint64 or y.shape != (size,) or (y >= P).any():
+                raise SecAggError(f"the masked input of {u!r} is not {size} field elements of a roster member")
         total = np.zeros(size, np.uint64)
         for u in survivors:
             total = add(total, masked[u])

@@ -104,7 +104,7 @@ def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, prog
         "records": {t: embedded.end_offset(t) for t in (topics.coordinator, topics.broadcast)},
     }
     publish_finished(embedded, topics, builder.catalog, config.course_id, summary["finish_reason"], summary["rounds"],
-                     summary["model_sha256"])
+                     summary["model_sha256"], coord_trust)
     writer.summary(summary)
     log.info("summary", **{k: v for k, v in summary.items() if k in SUMMARY_LOG_KEYS})
     return CourseResult(summary, writer.rows, coordinator, workers, embedded)
