@@ -8,6 +8,8 @@ keys file and the private key of the process's own address. A test that passes
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from collections.abc import Iterator
 
@@ -22,7 +24,8 @@ KEYED_PARTICIPANTS = 20
 @pytest.fixture(scope="session", autouse=True)
 def course_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     directory = tmp_path_factory.mktemp("keys")
-    assert fscope(["keys", "generate", "--out", str(directory), "--participants", str(KEYED_PARTICIPANTS)]) == 0
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert fscope(["keys", "generate", "--out", str(directory), "--participants", str(KEYED_PARTICIPANTS)]) == 0
     sets = f"trust.keys={directory}/admitted.pub;trust.private_key={directory}/{{address}}.key"
     before = os.environ.get("FSCOPE_SET")
     os.environ["FSCOPE_SET"] = f"{before};{sets}" if before else sets

@@ -165,6 +165,7 @@ PLUGINS: Registry[Plugin] = Registry("plugin", {
     "backdoor": "fscore.attacks.backdoor:Backdoor",
     "membership_inference": "fscore.attacks.inference:MembershipInference",
     "property_inference": "fscore.attacks.inference:PropertyInference",
+    "secure_aggregation": "fscore.secagg.plugin:SecureAggregation",
 })
 
 
