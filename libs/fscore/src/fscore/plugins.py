@@ -166,6 +166,7 @@ PLUGINS: Registry[Plugin] = Registry("plugin", {
     "membership_inference": "fscore.attacks.inference:MembershipInference",
     "property_inference": "fscore.attacks.inference:PropertyInference",
     "secure_aggregation": "fscore.secagg.plugin:SecureAggregation",
+    "paillier": "fscore.secagg.paillier:PaillierAggregation",
 })
 
 

@@ -105,7 +105,7 @@ class SecureAggregation(Plugin):
         except ValueError as exc:
             raise ValueError(f"precision: {exc}") from None
         if config is not None:
-            _check_course(config)
+            _check_course(config, "secure aggregation")
         self._rounds: dict[int, dict[str, Any]] = {}
         self.summaries: list[dict[str, Any]] = []
 
@@ -151,17 +151,18 @@ class SecureAggregation(Plugin):
         return {"rounds": self.summaries} if self.summaries else {}
 
 
-def _check_course(config: Any) -> None:
+def _check_course(config: Any, what: str) -> None:
+    """``what`` hands the aggregator one sum per synchronous round: refuse a course that needs more."""
     from fscore.strategy import Strategy
     from fscore.validation import build_aggregator
 
     if build_aggregator(config).needs_individual_updates:
-        raise ConfigError(f"aggregator.name: {config.aggregator.name} needs the individual updates, which secure "
-                          "aggregation hides from the coordinator; use fedavg or a server optimizer (fedadam, ...)")
+        raise ConfigError(f"aggregator.name: {config.aggregator.name} needs the individual updates, which {what} "
+                          "hides from the coordinator; use fedavg or a server optimizer (fedadam, ...)")
     strategy = Strategy.from_config(config.strategy, config.sample_size or config.participants)
     if strategy.trigger != "all_received" or not strategy.synchronous:
-        raise ConfigError(f"strategy.name: secure aggregation unmasks one round's sum at a time, so it needs a "
-                          f"synchronous all_received course (sync_vanilla), not {config.strategy.name}")
+        raise ConfigError(f"strategy.name: {what} sums one round at a time, so it needs a synchronous "
+                          f"all_received course (sync_vanilla), not {config.strategy.name}")
 
 
 class _ParticipantSide:
