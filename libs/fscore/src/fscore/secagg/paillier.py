@@ -18,6 +18,7 @@ same in every run and the log replays.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -58,6 +59,13 @@ def write_key(path: Path, bits: int = 2048) -> None:
     _, private = paillier.generate_paillier_keypair(n_length=bits)
     path.write_text(json.dumps({"p": str(private.p), "q": str(private.q)}))
     path.chmod(0o600)
+
+
+@functools.lru_cache(maxsize=8)
+def _seeded_primes(seed: int, bits: int) -> tuple[int, int]:
+    """The simulation's key from the seed; every participant of a process derives the same, so once."""
+    rng = random.Random(f"fscope-paillier/{seed}")
+    return _seeded_prime(rng, bits // 2), _seeded_prime(rng, bits // 2)
 
 
 def _seeded_prime(rng: random.Random, bits: int) -> int:
@@ -123,8 +131,7 @@ class PaillierAggregation(Plugin):
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"key_file: {o.key_file} is not a Paillier key file ({exc})") from None
         else:
-            rng = random.Random(f"fscope-paillier/{seed}")
-            p, q = _seeded_prime(rng, o.key_bits // 2), _seeded_prime(rng, o.key_bits // 2)
+            p, q = _seeded_primes(seed, o.key_bits)
         return paillier.PaillierPrivateKey(paillier.PaillierPublicKey(p * q), p, q)
 
     @classmethod
