@@ -44,11 +44,17 @@ def _sets(sasl: dict, course: str, client: str, *, cafile: bool = True) -> list[
             *([f"transport.kafka.ssl_cafile={sasl['cafile']}"] if cafile else [])]
 
 
+def _grant(course: str) -> None:
+    proc = subprocess.run([str(BROKER), "acl", course], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
 @pytest.mark.parametrize("client", ["confluent", "kafka-python"])
 def test_a_signed_course_runs_over_sasl_ssl_and_ends_with_the_standalone_model(tmp_path, sasl, client):
     course = f"e2e-sasl-{client}-{uuid.uuid4().hex[:6]}"
     sets = _sets(sasl, course, client)
     flags = [a for s in sets for a in ("--set", s)]
+    _grant(course)  # the participants' user may do only what a participant does (the coordinator's, anything)
     out = tmp_path / "coordinator"
     coordinator = start([str(BIN / "fscope-coordinator"), "serve", str(CONFIG), *flags, "--output", str(out)],
                         tmp_path / "coordinator.log", env=_env(sasl, "fscope-coordinator"))
@@ -61,6 +67,29 @@ def test_a_signed_course_runs_over_sasl_ssl_and_ends_with_the_standalone_model(t
     assert summary["model_sha256"] == run_standalone(load_config(CONFIG, sets[:4]), progress=False).summary[
         "model_sha256"]
     assert summary["dead_lettered"] == 0
+    _assert_participants_may_not_write_models(sasl, course)
+
+
+def _assert_participants_may_not_write_models(sasl: dict, course: str) -> None:
+    """With the course's ACLs, the participants' user may write to the inbox but not to the model topics."""
+    from confluent_kafka import KafkaException, Producer
+
+    def produce(topic: str) -> str | None:
+        errors: list[str] = []
+        producer = Producer({"bootstrap.servers": sasl["bootstrap"], "security.protocol": "SASL_SSL",
+                             "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "fscope-participant",
+                             "sasl.password": sasl["users"]["fscope-participant"], "ssl.ca.location": sasl["cafile"],
+                             "enable.idempotence": False, "message.timeout.ms": 10_000})
+        try:
+            producer.produce(topic, b"x", on_delivery=lambda err, _: errors.append(str(err)) if err else None)
+            producer.flush(15)
+        except KafkaException as exc:
+            errors.append(str(exc))
+        return errors[0] if errors else None
+
+    assert produce(f"fscope.{course}.coordinator") is None
+    refused = produce(f"fscope.{course}.broadcast")
+    assert refused is not None and "TOPIC_AUTHORIZATION_FAILED" in refused, refused
 
 
 @pytest.mark.parametrize("client", ["confluent", "kafka-python"])

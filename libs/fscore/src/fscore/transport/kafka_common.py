@@ -122,7 +122,8 @@ class KafkaTransport(Transport):
         self.client.create_topics(specs, self.config.replication_factor)
         for spec in specs:
             if not wait_until(lambda s=spec: self.client.leaders_ready(s.name, s.partitions), 60.0):
-                raise TransportError(f"topic {spec.name!r} has partitions without a leader after 60 s")
+                raise TransportError(f"topic {spec.name!r} has partitions without a leader after 60 s (or does not "
+                                     "exist, and this client's ACLs do not let it create it)")
 
     def publish(self, topic: str, value: bytes, *, key: bytes | None = None,
                 headers: Sequence[tuple[str, bytes]] = ()) -> None:

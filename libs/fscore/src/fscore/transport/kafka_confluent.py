@@ -143,7 +143,10 @@ class ConfluentClient(KafkaClient):
             try:
                 future.result()
             except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                code = exc.args[0].code()
+                if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                    log.info("topic_left_to_the_coordinator", topic=name)  # ACLs: only it creates them
+                elif code != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise TransportError(f"cannot create topic {name!r}: {exc}") from exc
 
     def partitions(self, topic: str) -> int:

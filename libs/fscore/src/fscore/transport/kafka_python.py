@@ -7,7 +7,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError
 from kafka.structs import OffsetAndMetadata
 
 from fscore.config import KafkaConfig
@@ -76,8 +76,8 @@ class KafkaPythonClient(KafkaClient):
             try:
                 self._admin.create_topics([NewTopic(spec.name, spec.partitions, replication_factor,
                                                     topic_configs=dict(spec.config))])
-            except TopicAlreadyExistsError:
-                pass
+            except (TopicAlreadyExistsError, TopicAuthorizationFailedError):
+                pass  # already there, or (ACLs) only the coordinator may create it: ensure_topics waits for it
             except KafkaError as exc:
                 raise TransportError(f"cannot create topic {spec.name!r}: {exc}") from exc
 
