@@ -119,28 +119,27 @@ class BaseWorker:
         another place. A message that is not handled leaves no trace: its id is not remembered (a
         forged copy cannot pre-empt the real one) and the worker's clock does not move.
         """
-        what = f"{message.type} from {message.sender!r} (id {message.id})"
         if message.course != self.course:
-            raise RejectedMessage(f"{what} is for course {message.course!r}, not {self.course!r}")
+            raise RejectedMessage(f"{_what(message)} is for course {message.course!r}, not {self.course!r}")
         if not message.id.startswith(f"{message.sender}/"):
-            raise RejectedMessage(f"{what}: the id is not one of {message.sender!r}'s (ids are "
+            raise RejectedMessage(f"{_what(message)}: the id is not one of {message.sender!r}'s (ids are "
                                   f"'<sender>/<incarnation>/<n>')")
         first = self._seen.lookup(message.id)
         if first is not None:
             if first == FORGOTTEN:
-                raise ReplayedMessage(f"{what} is older than the {self._seen.capacity} messages remembered, so "
-                                      "it cannot be told from a replayed copy")
+                raise ReplayedMessage(f"{_what(message)} is older than the {self._seen.capacity} messages "
+                                      "remembered, so it cannot be told from a replayed copy")
             if not where or not first or where == first:
                 log.debug("duplicate_ignored", worker=self.address, msg_id=message.id)
                 return False
-            raise ReplayedMessage(f"{what} is a copy of a message already handled (read from {first}), "
+            raise ReplayedMessage(f"{_what(message)} is a copy of a message already handled (read from {first}), "
                                   f"replayed at {where}")
         entry = self.handlers.get(on_message(message.type))
         if entry is None:
             raise RejectedMessage(f"{self.address} ({self.role}) has no handler for message type "
                                   f"{message.type!r} (from {message.sender!r}, id {message.id})")
         if not math.isfinite(message.timestamp):
-            raise RejectedMessage(f"{what} has timestamp {message.timestamp}, which is not a finite time")
+            raise RejectedMessage(f"{_what(message)} has timestamp {message.timestamp}, which is not a finite time")
         clock = self.now
         self.now = max(self.now, message.timestamp)
         try:
@@ -201,3 +200,7 @@ class BaseWorker:
             message = changed
         return message
 
+
+def _what(message: Message) -> str:
+    """How a refusal names a message (built only when one is refused: handle() is on the hot path)."""
+    return f"{message.type} from {message.sender!r} (id {message.id})"

@@ -37,7 +37,7 @@ from fscore.errors import RejectedMessage
 from fscore.events import on_condition, on_message
 from fscore.message import COORDINATOR, EVALUATE, FINISH, MODEL_PARAMETERS, MODEL_UPDATE, PARTICIPANT, Message
 from fscore.plugins import MessageType, Plugin, PluginContext, replace_payload
-from fscore.secagg.plugin import _check_course, _flat, _record, _unflat
+from fscore.secagg.plugin import _check_course, _flat, _record, _unflat, gate_all_received
 from fscore.worker import BaseWorker
 
 HE_UPDATE, HE_AGGREGATE = "he_update", "he_aggregate"
@@ -152,13 +152,10 @@ class PaillierAggregation(Plugin):
             worker.register(on_message(HE_AGGREGATE), self.decrypt)
             return
         worker.evaluator = None  # type: ignore[attr-defined]  # it holds no model to evaluate
-        worker.aggregator = _Blind(worker.aggregator)  # type: ignore[attr-defined]
+        worker.aggregator = _Blind()  # type: ignore[attr-defined]
         self.updates: dict[int, dict[str, Mapping[str, Any]]] = {}
         self.summed: set[int] = set()
-        inner = worker.conditions["all_received"]
-        worker.conditions["all_received"] = Condition(
-            inner.name, lambda w: inner.holds(w) and (not w.state.buffer.updates or w.state.round in self.summed),
-            inner.watches | {HE_UPDATE})
+        gate_all_received(worker, lambda w: not w.state.buffer.updates or w.state.round in self.summed, {HE_UPDATE})
         worker.add_condition(Condition.of("he_sum_due", self.sum_due, {HE_UPDATE, MODEL_UPDATE}))
         worker.register(on_condition("he_sum_due"), self.send_sum, emits=[HE_AGGREGATE])
         worker.register(on_message(HE_UPDATE), self.collect)
@@ -182,10 +179,9 @@ class PaillierAggregation(Plugin):
         if values is None:
             return
         public = self.private.public_key  # type: ignore[union-attr]
-        ciphertexts = [public.raw_encrypt(m, r_value=None) for m in self.slots.pack(values)]
-        n_squared = public.nsquare
+        ciphertexts = [public.raw_encrypt(m) for m in self.slots.pack(values)]  # already reduced mod n^2
         self.worker.send(HE_UPDATE, [COORDINATOR], msg.round, {
-            "modulus": _bytes(public.n), "ciphertexts": [_bytes(c % n_squared) for c in ciphertexts]})
+            "modulus": _bytes(public.n), "ciphertexts": [_bytes(c) for c in ciphertexts]})
 
     def decrypt(self, msg: Message) -> None:
         """The next global model: the decrypted sum over the total samples (it replaces the coordinator's stand-in)."""
@@ -248,9 +244,6 @@ def _bytes(value: int) -> bytes:
 
 class _Blind(Aggregator):
     """The coordinator's aggregator under Paillier: it cannot see the sum, so its model stays what it was."""
-
-    def __init__(self, inner: Aggregator) -> None:
-        self.inner = inner
 
     def aggregate(self, global_params: Params, updates: Sequence[ClientUpdate]) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in global_params.items()}

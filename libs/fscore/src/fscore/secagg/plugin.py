@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,14 @@ from fscore.events import on_condition, on_message
 from fscore.message import COORDINATOR, MODEL_PARAMETERS, MODEL_UPDATE, PARTICIPANT, Message
 from fscore.plugins import MessageType, Plugin, PluginContext, replace_payload
 from fscore.secagg.field import FixedPoint
-from fscore.secagg.protocol import Advertisement, SecAggError, SecAggParticipant, SecAggServer
+from fscore.secagg.protocol import (
+    Advertisement,
+    SecAggError,
+    SecAggParticipant,
+    SecAggServer,
+    pack_share,
+    unpack_share,
+)
 from fscore.worker import BaseWorker
 
 log = structlog.get_logger("fscore.secagg")
@@ -67,12 +74,12 @@ class SecureAggregationOptions(BaseModel):
         "participant index -> the round after whose masked input it crashes (fault injection)"))
 
 
-def _pack(share: tuple[int, ...]) -> bytes:
-    return b"".join(v.to_bytes(16, "big") for v in share)
-
-
-def _unpack(data: bytes) -> tuple[int, ...]:
-    return tuple(int.from_bytes(data[i:i + 16], "big") for i in range(0, len(data), 16))
+def gate_all_received(worker: BaseWorker, ready: Callable[[Any], bool], watches: set[str]) -> None:
+    """``all_received`` holds from now on only once ``ready(worker)`` also does: a round's sum is ready only when
+    a plug-in's own exchange for it is done. The aggregate handler bound to it is left as it is."""
+    inner = worker.conditions["all_received"]
+    worker.conditions["all_received"] = Condition(inner.name, lambda w: inner.holds(w) and ready(w),
+                                                  inner.watches | watches)
 
 
 def _flat(tensors: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -106,7 +113,6 @@ class SecureAggregation(Plugin):
             raise ValueError(f"precision: {exc}") from None
         if config is not None:
             _check_course(config, "secure aggregation")
-        self._rounds: dict[int, dict[str, Any]] = {}
         self.summaries: list[dict[str, Any]] = []
 
     @classmethod
@@ -135,7 +141,6 @@ class SecureAggregation(Plugin):
             _CoordinatorSide(self).install(worker)
         else:
             _ParticipantSide(self).install(worker)
-        self._side = worker
 
     def outgoing(self, worker: BaseWorker, message: Message) -> Message:
         if worker.role == PARTICIPANT and message.type == MODEL_UPDATE:
@@ -230,7 +235,7 @@ class _ParticipantSide:
             shown = session.reveal(msg.payload["survivors"], msg.payload["dropped"])
         except SecAggError as exc:
             raise RejectedMessage(f"{msg.type} of round {msg.round}: {exc}") from None
-        self.worker.send(REVEAL, [COORDINATOR], msg.round, {k: {a: _pack(v) for a, v in shares.items()}
+        self.worker.send(REVEAL, [COORDINATOR], msg.round, {k: {a: pack_share(v) for a, v in shares.items()}
                                                              for k, shares in shown.items()})
         self.inputs.pop(msg.round, None)
 
@@ -255,9 +260,7 @@ class _CoordinatorSide:
     def install(self, worker: BaseWorker) -> None:
         self.worker = worker
         worker.aggregator = _Unmasked(worker.aggregator, self)  # type: ignore[attr-defined]
-        inner = worker.conditions["all_received"]
-        worker.conditions["all_received"] = Condition(inner.name, lambda w: inner.holds(w) and self.unmasked(w),
-                                                      inner.watches | {REVEAL})
+        gate_all_received(worker, self.unmasked, {REVEAL})
         for name, check, watches in (("secagg_roster_due", self.roster_due, {KEYS, MODEL_UPDATE}),
                                      ("secagg_boxes_due", self.boxes_due, {SHARES}),
                                      ("secagg_unmask_due", self.unmask_due, {MASKED})):
@@ -342,7 +345,7 @@ class _CoordinatorSide:
             return
         adverts = [Advertisement(a, r["adverts"][a]["c_public"], r["adverts"][a]["s_public"]) for a in roster]
         masked = {a: np.frombuffer(r["masked"][a]["values"], np.uint64) for a in roster}
-        reveals = {a: {k: {u: _unpack(v) for u, v in p[k].items()} for k in ("b", "s")}
+        reveals = {a: {k: {u: unpack_share(v) for u, v in p[k].items()} for k in ("b", "s")}
                    for a, p in sorted(r["reveals"].items())[:threshold]}
         try:
             r["result"] = SecAggServer(self.plugin.encoding, threshold).unmask(adverts, roster, masked, reveals)

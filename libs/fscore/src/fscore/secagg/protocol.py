@@ -81,12 +81,21 @@ def _seal_key(own_c: X25519PrivateKey, own: str, other_c_public: bytes, other: s
     return _derive(own_c.exchange(X25519PublicKey.from_public_bytes(other_c_public)), b"share", own, other)
 
 
+def pack_share(share: shamir.Share) -> bytes:
+    """A share as bytes (16 a value: each is below 2^127)."""
+    return b"".join(v.to_bytes(16, "big") for v in share)
+
+
+def unpack_share(data: bytes) -> shamir.Share:
+    return tuple(int.from_bytes(data[i:i + 16], "big") for i in range(0, len(data), 16))
+
+
 def _pack(share_s: shamir.Share, share_b: shamir.Share) -> bytes:
-    return b"".join(v.to_bytes(16, "big") for v in (*share_s, *share_b))
+    return pack_share((*share_s, *share_b))
 
 
 def _unpack(data: bytes) -> tuple[shamir.Share, shamir.Share]:
-    values = tuple(int.from_bytes(data[i:i + 16], "big") for i in range(0, len(data), 16))
+    values = unpack_share(data)
     half = len(values) // 2
     return values[:half], values[half:]
 

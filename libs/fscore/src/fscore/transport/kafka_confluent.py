@@ -55,20 +55,30 @@ def refusal(config: KafkaConfig, timeout: float = 3.0) -> str | None:
     """Why the broker refuses a connection with ``config`` (authentication, TLS), as librdkafka reports it; None if
     it does not. kafka-python only sees its socket closed, so its failures are explained with this."""
     reasons: list[str] = []
+    admin = AdminClient({**confluent_settings(config), "error_cb": _noting(reasons), "logger": _SILENT})
+    _metadata(admin, reasons, timeout)
+    return reasons[-1] if reasons else None
 
+
+def _noting(reasons: list[str]) -> Callable[[KafkaError], None]:
+    """An ``error_cb`` that keeps the errors that mean the broker refuses us."""
     def noted(err: KafkaError) -> None:
         if err.code() in _REFUSED:
             reasons.append(err.str())
+    return noted
 
-    admin = AdminClient({**confluent_settings(config), "error_cb": noted, "logger": _SILENT})
+
+def _metadata(admin: AdminClient, reasons: list[str], timeout: float) -> KafkaException | None:
+    """None once the cluster answers within ``timeout``; else the last failure, at once if the broker refused us."""
     deadline = time.monotonic() + timeout
-    while not reasons and time.monotonic() < deadline:
+    while True:
         try:
-            admin.list_topics(timeout=0.5)
+            admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
             return None
-        except KafkaException:
-            admin.poll(0)
-    return reasons[-1] if reasons else None
+        except KafkaException as exc:
+            admin.poll(0)  # serves error_cb: why the connection failed, if the broker said
+            if reasons or time.monotonic() >= deadline:
+                return exc
 
 
 _REFUSED = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL})
@@ -89,28 +99,19 @@ class ConfluentClient(KafkaClient):
                                    "message.max.bytes": max(config.max_record_bytes + 64_000, 1_000_000),
                                    "message.timeout.ms": int(self._outage * 1000)})
         self._refusals: list[str] = []  # why the broker refused us (authentication, TLS), as librdkafka reports it
-        self._admin = AdminClient({**self._base, "error_cb": self._connect_error, "logger": _SILENT})
-
-    def _connect_error(self, err: KafkaError) -> None:
-        if err.code() in _REFUSED:
-            self._refusals.append(err.str())
+        self._admin = AdminClient({**self._base, "error_cb": _noting(self._refusals), "logger": _SILENT})
 
     def probe(self, timeout: float) -> None:
         """Cluster metadata within ``timeout``; a broker that refuses us (authentication, TLS) is told at once."""
         where = self._base["bootstrap.servers"]
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self._admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
-                return
-            except KafkaException as exc:
-                self._admin.poll(0)  # serves error_cb: why the connection failed, if the broker said
-                if self._refusals:  # reachable, but it will not let us in: say why, not "unreachable"
-                    raise TransportError(f"Kafka broker at {where} refused the connection "
-                                         f"({self._base['security.protocol']}): {self._refusals[-1]}") from exc
-                if time.monotonic() >= deadline:
-                    raise TransportError(f"Kafka broker unreachable at {where}: no cluster "
-                                         f"metadata within {timeout:g} s ({exc.args[0]})") from exc
+        failed = _metadata(self._admin, self._refusals, timeout)
+        if failed is None:
+            return
+        if self._refusals:  # reachable, but it will not let us in: say why, not "unreachable"
+            raise TransportError(f"Kafka broker at {where} refused the connection "
+                                 f"({self._base['security.protocol']}): {self._refusals[-1]}") from failed
+        raise TransportError(f"Kafka broker unreachable at {where}: no cluster metadata within {timeout:g} s "
+                             f"({failed.args[0]})") from failed
 
     def _delivered(self, err: KafkaError | None, msg: Any) -> None:
         if err is not None:
