@@ -1,11 +1,13 @@
 """A course over a real broker under a flood of hostile records, with its coordinator killed mid-course.
 
-Once the first round is evaluated, thousands of records made by :class:`tests.hostile.Forger` (garbage,
-truncations, bit flips, impossible tensors, NaN, wrong course, round, sender and receivers, copies of real
-records) go to the coordinator's inbox and to the participants' topics, together with the seven records that
-used to crash a worker. Then the coordinator is killed outright and started again: it rebuilds itself from an
-inbox full of them. No process may exit with an error; every record must be accounted for; the course must
-end with the clean standalone run's model; and replay must verify it.
+Once the first round is evaluated the participants are paused, so the course cannot end before the
+coordinator is killed, however fast the machine trains. Thousands of records made by
+:class:`tests.hostile.Forger` (garbage, truncations, bit flips, impossible tensors, NaN, wrong course, round,
+sender and receivers, copies of real records) then go to the coordinator's inbox and to the participants'
+topics, together with the seven records that used to crash a worker. Then the coordinator is killed outright,
+the participants resume, and the coordinator is started again: it rebuilds itself from an inbox full of them.
+No process may exit with an error; every record must be accounted for; the course must end with the clean
+standalone run's model; and replay must verify it.
 
 ``FSCOPE_HOSTILE_RECORDS`` sets how many (3000 by default; the acceptance run uses 10000).
 """
@@ -31,6 +33,7 @@ from tests.hostile import KINDS, Forger, RngDraw
 pytestmark = pytest.mark.slow
 
 PARTICIPANTS = 3
+ROUNDS = 8
 #: participants cannot tell a model of another round from the coordinator's without authentication
 PARTICIPANT_KINDS = tuple(k for k in KINDS if k != "wrong_round")
 CRASHED_COORDINATOR = ("huge_shape", "many_dims", "join_huge_layout", "join_bad_dtype")
@@ -57,7 +60,7 @@ def test_a_course_flooded_with_hostile_records_ends_with_the_clean_model_and_rep
     course = f"e2e-hostile-{uuid.uuid4().hex[:8]}"
     # Content forgeries, unsigned: each must be refused for what it holds (identity forgeries, which
     # signatures stop before the payload is read, are test_kafka_trust's).
-    sets = [f"course_id={course}", "rounds=8", f"participants={PARTICIPANTS}", "transport.kind=kafka",
+    sets = [f"course_id={course}", f"rounds={ROUNDS}", f"participants={PARTICIPANTS}", "transport.kind=kafka",
             f"transport.kafka.bootstrap_servers={kafka_bootstrap}", "trust.signing=false"]
     flags = [a for s in sets for a in ("--set", s)]
     out = tmp_path / "coordinator"
@@ -69,6 +72,10 @@ def test_a_course_flooded_with_hostile_records_ends_with_the_clean_model_and_rep
              *((p, tmp_path / f"participant-{i}.log") for i, p in enumerate(participants)))
     metrics = out / "metrics.jsonl"
     wait_for(lambda: metrics.exists() and metrics.read_text().count("\n") >= 1, "the first evaluation", watch=watch)
+    for p in participants:  # paused, they send no update: the course waits for them and cannot finish
+        p.send_signal(signal.SIGSTOP)
+    evaluated = metrics.read_text().count("\n")
+    assert evaluated < ROUNDS, f"the course ended ({evaluated} evaluations) before its participants were paused"
 
     # The flood: made from the course's own records, as an attacker reading the topics would.
     codec = WireCodec()
@@ -106,9 +113,11 @@ def test_a_course_flooded_with_hostile_records_ends_with_the_clean_model_and_rep
     assert sum(injected.values()) == total
 
     # Kill the coordinator outright with the flood in its inbox; restarted, it rebuilds itself from it.
-    wait_for(lambda: metrics.read_text().count("\n") >= 3, "the third evaluation", watch=watch)
     coordinator.send_signal(signal.SIGKILL)
     assert coordinator.wait(60) == -signal.SIGKILL
+    assert metrics.read_text().count("\n") == evaluated, "the course went on without its paused participants"
+    for p in participants:
+        p.send_signal(signal.SIGCONT)
     coordinator = start(coordinator_cmd, tmp_path / "coordinator.log")
     codes = wait_until_all_exit([coordinator, *participants], "the course to finish")
     logs = {p.name: p.read_text(errors="replace") for p in tmp_path.glob("*.log")}
