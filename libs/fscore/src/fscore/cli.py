@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from fscore.errors import CompletenessError, ConfigError, FscoreError, TransportError
+from fscore.errors import CompletenessError, ConfigError, FscoreError, SnapshotError, TransportError
 from fstranslation import LayoutError
 
 LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"])
@@ -84,6 +84,9 @@ def _guarded(work: Callable[[], int]) -> int:
     except TransportError as exc:
         print(f"fscope: Kafka error: {exc}", file=sys.stderr)
         return 3
+    except SnapshotError as exc:
+        print(f"fscope: snapshot error: {exc}", file=sys.stderr)
+        return 2
     except FscoreError as exc:
         print(f"fscope: error: {exc}", file=sys.stderr)
         return 1
@@ -110,9 +113,13 @@ def cli() -> None:
 @click.option("--output", type=click.Path(path_type=Path), default=Path("runs/latest"), show_default=True,
               help="directory for summary.json etc.")
 @click.option("--no-progress", is_flag=True)
+@click.option("--snapshot-every", type=int, default=None, metavar="N",
+              help="write the course's snapshot to OUTPUT/snapshots every N rounds")
+@click.option("--restore", type=click.Path(path_type=Path), default=None, metavar="SNAPSHOT",
+              help="continue the course from this snapshot (--set rounds=M may extend it)")
 def run(config: Path, overrides: tuple[str, ...], log_level: str, log_json: bool, output: Path,
-        no_progress: bool) -> int:
-    args = SimpleNamespace(output=output, no_progress=no_progress)
+        no_progress: bool, snapshot_every: int | None, restore: Path | None) -> int:
+    args = SimpleNamespace(output=output, no_progress=no_progress, snapshot_every=snapshot_every, restore=restore)
     return _guarded(lambda: _run(_course(config, overrides, log_json, log_level), args))
 
 
@@ -204,7 +211,14 @@ def _run(config: object, args: Any) -> int:
 
     from fscore.simulation.runner import run_standalone
 
-    result = run_standalone(config, output_dir=args.output, progress=not args.no_progress)  # type: ignore[arg-type]
+    restored = None
+    if args.restore is not None:
+        from fscore.snapshot import check_fits, read
+
+        restored = read(args.restore)
+        check_fits(restored, config, str(args.restore))  # type: ignore[arg-type]
+    result = run_standalone(config, output_dir=args.output, progress=not args.no_progress,  # type: ignore[arg-type]
+                            snapshot_every=args.snapshot_every, restore=restored)
     s = result.summary
     print(json.dumps({k: s[k] for k in ("course_id", "rounds", "finish_reason", "final_metrics", "virtual_time_s",
                                         "wall_time_s", "model_sha256")}, indent=2))

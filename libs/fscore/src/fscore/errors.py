@@ -57,3 +57,7 @@ class CourseStalled(FscoreError):
 
 class TransportError(FscoreError):
     pass
+
+
+class SnapshotError(FscoreError):
+    """A snapshot cannot be written or restored: corrupt, from another course or schema, or state it cannot keep."""

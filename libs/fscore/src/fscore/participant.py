@@ -47,6 +47,8 @@ log = structlog.get_logger("fscore.participant")
 
 class Participant(BaseWorker):
     role = PARTICIPANT
+    #: from the config, never a snapshot's state
+    snapshot_exclude = ("data", "profile", "pace", "coordinator", "layout")
 
     def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox, *, trainer: Trainer,
                  data: ClientData, profile: DeviceProfile | None = None, coordinator: str = COORDINATOR,

@@ -82,6 +82,11 @@ class Plugin:
     roles: ClassVar[frozenset[str]] = frozenset({COORDINATOR, PARTICIPANT})
     #: its options (``plugins[i].options``), as a pydantic model; unknown keys are refused
     Options: ClassVar[type[BaseModel]] = NoOptions
+    #: attributes a snapshot leaves out: they come from the config (its other plain-data attributes are kept,
+    #: fscore.snapshot.state; a plug-in with other state defines snapshot_state() and restore_state())
+    snapshot_exclude: ClassVar[tuple[str, ...]] = ("context", "options")
+    #: why a course with this plug-in cannot be snapshotted, or "" when it can
+    snapshot_refusal: ClassVar[str] = ""
 
     def __init__(self, context: PluginContext, **options: Any) -> None:
         self.context = context

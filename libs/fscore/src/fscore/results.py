@@ -158,6 +158,14 @@ class RunWriter:
             with (self.directory / "aggregations.jsonl").open("a") as f:
                 f.write(json.dumps(aggregation_row(aggregation)) + "\n")
 
+    def resume(self, rows: list[dict[str, Any]], aggregations: list[Aggregation]) -> None:
+        """Start from a restored course's evaluation rows and aggregations (fscore.snapshot)."""
+        self.rows = list(rows)
+        if self.directory is not None:
+            (self.directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            (self.directory / "aggregations.jsonl").write_text(
+                "".join(json.dumps(aggregation_row(a)) + "\n" for a in aggregations))
+
     def summary(self, summary: dict[str, Any]) -> None:
         if self.directory is not None:
             (self.directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -52,6 +52,8 @@ class Extension(Protocol):
 
 class BaseWorker:
     role: ClassVar[str] = ""
+    #: what the course builds and wires, never a snapshot's state (fscore.snapshot.state)
+    snapshot_exclude: ClassVar[tuple[str, ...]] = ("handlers", "conditions", "outbox", "catalog", "_active")
 
     def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox,
                  incarnation: str = "0") -> None:

@@ -73,6 +73,8 @@ class Coordinator(Joining, Alarms, Evaluating, BaseWorker):
     training and aggregation are here."""
 
     role = COORDINATOR
+    #: from the config (a restored course may run more rounds), or wired by the process
+    snapshot_exclude = ("plan", "strategy", "evaluator", "on_evaluation", "on_aggregation", "clock")
 
     def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox, *, plan: CoursePlan,
                  initial_params: Mapping[str, np.ndarray], aggregator: Aggregator, sampler: Sampler,

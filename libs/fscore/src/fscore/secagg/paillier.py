@@ -106,6 +106,7 @@ class Slots:
 
 
 class PaillierAggregation(Plugin):
+    snapshot_refusal = "its Paillier keys are not snapshot state yet"
     name = "paillier"
     roles = frozenset({COORDINATOR, PARTICIPANT})
     Options = PaillierOptions

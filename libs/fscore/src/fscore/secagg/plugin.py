@@ -96,6 +96,7 @@ def _unflat(vector: np.ndarray, like: Mapping[str, np.ndarray]) -> dict[str, np.
 
 
 class SecureAggregation(Plugin):
+    snapshot_refusal = "its per-round X25519 keys and shares are not snapshot state yet"
     name = "secure_aggregation"
     roles = frozenset({COORDINATOR, PARTICIPANT})
     Options = SecureAggregationOptions

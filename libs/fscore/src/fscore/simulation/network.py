@@ -45,6 +45,16 @@ class VirtualNetwork(Transport):
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    def held(self) -> tuple[list[_Held], int]:
+        """What is in flight, in delivery order, and how many messages were held so far (a snapshot's part)."""
+        return sorted(self._in_flight), self._sent
+
+    def hold(self, in_flight: list[_Held], sent: int) -> None:
+        """Put back what a snapshot held in flight (:meth:`held`): it is delivered as it would have been."""
+        self._in_flight = list(in_flight)
+        heapq.heapify(self._in_flight)
+        self._sent = sent
+
     def release_next(self) -> bool:
         """Deliver the earliest message in flight; False when nothing is in flight."""
         if not self._in_flight:

@@ -8,6 +8,7 @@ replies to the coordinator in virtual-time order, until the course finishes.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,15 @@ from fscore.coordinator import Coordinator, Evaluation
 from fscore.course import CourseBuilder, participant_address
 from fscore.courselog import publish_finished, publish_manifest
 from fscore.driver import pump
-from fscore.errors import CourseStalled
+from fscore.errors import ConfigError, CourseStalled
 from fscore.intake import DecodeCache, IntakeCounts
 from fscore.message import COORDINATOR, PARTICIPANT, Message
 from fscore.participant import Participant
 from fscore.results import SUMMARY_LOG_KEYS, RunWriter, course_summary
 from fscore.simulation.network import VirtualNetwork
+from fscore.snapshot.course import put_back, take
+from fscore.snapshot.record import CourseSnapshot, check_fits
+from fscore.snapshot.record import write as write_snapshot
 from fscore.trainers.base import Trainer
 from fscore.transport.embedded import EmbeddedLog
 from fscore.trust.setup import coordinator_trust, participant_trust
@@ -57,10 +61,29 @@ class _Tracking(Outbox):
 
 
 def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, progress: bool | None = None,
-                   trainer: type[Trainer] | None = None) -> CourseResult:
-    """Run ``config`` to the end; ``trainer`` replaces the configured trainer (benchmarks use NoOpTrainer)."""
+                   trainer: type[Trainer] | None = None, snapshot_every: int | None = None,
+                   snapshot_dir: Path | None = None, restore: CourseSnapshot | None = None) -> CourseResult:
+    """Run ``config`` to the end; ``trainer`` replaces the configured trainer (benchmarks use NoOpTrainer).
+
+    ``snapshot_every`` N: write the course's snapshot to ``snapshot_dir`` (default ``output_dir/snapshots``)
+    each time N more rounds are aggregated. ``restore``: continue the course from that snapshot instead of
+    starting it (it must be of this config; ``rounds`` may be larger).
+    """
     started = time.perf_counter()
     builder = CourseBuilder(config)
+    if restore is not None:
+        check_fits(restore, config, "the snapshot")
+    if snapshot_every is not None or restore is not None:
+        for key, _, cls in builder.plugins:
+            if getattr(cls, "snapshot_refusal", ""):
+                raise ConfigError(f"{key}: a course with plug-in {cls.name} cannot be snapshotted: "
+                                  f"{cls.snapshot_refusal}")
+    if snapshot_every is not None:
+        if snapshot_every < 1:
+            raise ConfigError(f"--snapshot-every: must be at least 1 round, not {snapshot_every}")
+        snapshot_dir = snapshot_dir or (output_dir / "snapshots" if output_dir is not None else None)
+        if snapshot_dir is None:
+            raise ConfigError("--snapshot-every: snapshots need a directory (--output)")
     topics = builder.topics
     embedded = EmbeddedLog()
     embedded.ensure_topics(topics.specs())
@@ -95,13 +118,25 @@ def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, prog
     builder.flow_graph().raise_for_problems()
     coordinator.log_handlers()
     workers[0].log_handlers()
-    _drive(coordinator, coord_comm, participants, addressed, network, config, progress)
+    parts = [(coordinator, coord_comm), *participants.values()]
+    if restore is not None:
+        put_back(restore, parts, network)
+        writer.resume(restore.metrics, coordinator.state.aggregations)
+        log.info("restored", course=config.course_id, round=restore.round, virtual_time=restore.virtual_time)
+    at_rest = None
+    if snapshot_every is not None:
+        assert snapshot_dir is not None
+        at_rest = _Snapshots(config, parts, network, writer, snapshot_every, snapshot_dir)
+    _drive(coordinator, coord_comm, participants, addressed, network, config, progress,
+           restored=restore is not None, at_rest=at_rest)
 
     summary = {
         **course_summary(config, coordinator, builder.catalog.codec, started),
         "dead_lettered": coord_comm.dead_lettered + sum(c.dead_lettered for _, c in participants.values()),
         "intake": IntakeCounts.total_of([coord_comm.intake, *(c.intake for _, c in participants.values())]),
         "records": {t: embedded.end_offset(t) for t in (topics.coordinator, topics.broadcast)},
+        **({"restored_from_round": restore.round} if restore is not None else {}),
+        **({"snapshots": at_rest.written} if at_rest is not None else {}),
     }
     publish_finished(embedded, topics, builder.catalog, config.course_id, summary["finish_reason"], summary["rounds"],
                      summary["model_sha256"], coord_trust)
@@ -110,17 +145,47 @@ def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, prog
     return CourseResult(summary, writer.rows, coordinator, workers, embedded)
 
 
+class _Snapshots:
+    """Writes the course's snapshot when it is at rest and ``every`` more rounds have been aggregated."""
+
+    def __init__(self, config: CourseConfig, parts: list[tuple[Any, Communicator]], network: VirtualNetwork,
+                 writer: RunWriter, every: int, directory: Path) -> None:
+        self.config, self.parts, self.network, self.writer = config, parts, network, writer
+        self.every, self.directory = every, directory
+        coordinator = parts[0][0]
+        self.due = (coordinator.state.round // every + 1) * every
+        self.written: list[str] = []
+
+    def __call__(self) -> None:
+        coordinator = self.parts[0][0]
+        s = coordinator.state
+        if s.round < self.due or s.round >= self.config.rounds or coordinator.finished:
+            return
+        snapshot = take(self.config, s.round, coordinator.now, self.parts, self.network, self.writer.rows)
+        path = self.directory / f"round-{s.round:05d}.avro"
+        write_snapshot(path, snapshot)
+        self.written.append(str(path))
+        self.due = (s.round // self.every + 1) * self.every
+        log.info("snapshot_written", course=self.config.course_id, round=s.round, path=str(path))
+
+
 def _drive(coordinator: Coordinator, coord_comm: Communicator,
            participants: dict[str, tuple[Participant, Communicator]], addressed: set[str], network: VirtualNetwork,
-           config: CourseConfig, progress: bool | None) -> None:
-    """Discrete-event loop: let every worker react to what it has, then deliver the next message in time."""
+           config: CourseConfig, progress: bool | None, *, restored: bool = False,
+           at_rest: Callable[[], None] | None = None) -> None:
+    """Discrete-event loop: let every worker react to what it has, then deliver the next message in time.
+
+    Between the two, every worker has handled what it was given and the rest is in flight on the network:
+    the course is at rest, and ``at_rest`` may snapshot it. A ``restored`` course is not started again.
+    """
     from tqdm import tqdm
 
     show = config.simulation.progress if progress is None else progress
     with tqdm(total=config.rounds, desc=config.course_id, unit="round", disable=not show, leave=False) as bar:
-        coordinator.start()  # a join deadline, if there is one
-        for p, _ in participants.values():
-            p.start()
+        if not restored:
+            coordinator.start()  # a join deadline, if there is one
+            for p, _ in participants.values():
+                p.start()
         while True:
             moved = pump(coordinator, coord_comm)
             while addressed:
@@ -131,6 +196,8 @@ def _drive(coordinator: Coordinator, coord_comm: Communicator,
             bar.update(coordinator.state.round - bar.n)
             if coordinator.finished and all(p.finished for p, _ in participants.values()):
                 return
+            if moved == 0 and at_rest is not None:
+                at_rest()
             if moved == 0 and not network.release_next():
                 s = coordinator.state
                 raise CourseStalled(f"course {config.course_id} stalled in round {s.round} (phase {s.phase}): "

@@ -58,6 +58,15 @@ class KerasTrainer(Trainer):
     def start_round(self, round_: int) -> None:
         self.rng = np.random.default_rng([*self.seed, round_])
 
+    def snapshot_state(self) -> dict[str, Any]:
+        """What a course snapshot keeps (fscore.snapshot): every variable, and the training stream."""
+        return {"variables": {k: v.numpy().copy() for k, v in self.variables.items()}, "rng": self.rng}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        for key, var in self.variables.items():
+            var.assign(state["variables"][key])
+        self.rng = state["rng"]
+
     def get_parameters(self) -> dict[str, np.ndarray]:
         return self.adapter.to_wire({k: v.numpy() for k, v in self.variables.items()})
 

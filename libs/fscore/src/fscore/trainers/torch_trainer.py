@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,6 +44,16 @@ class TorchTrainer(Trainer):
     def start_round(self, round_: int) -> None:
         self.rng = np.random.default_rng([*self.seed, round_])
         self.round = round_
+
+    def snapshot_state(self) -> dict[str, Any]:
+        """What a course snapshot keeps (fscore.snapshot): every weight and buffer, and the training stream."""
+        return {"weights": {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()},
+                "rng": self.rng, "round": self.round, "anchor": self.anchor, "sample_weights": self.sample_weights}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict({k: torch.from_numpy(v) for k, v in state["weights"].items()}, strict=True)
+        self.rng, self.round = state["rng"], state["round"]
+        self.anchor, self.sample_weights = state["anchor"], state["sample_weights"]
 
     def get_parameters(self) -> dict[str, np.ndarray]:
         return self.adapter.to_wire(self.model.state_dict())
