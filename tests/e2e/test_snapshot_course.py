@@ -91,7 +91,7 @@ def test_bad_snapshots_are_refused_in_one_line_and_nothing_written_is_lost(tmp_p
         (["--restore", str(corrupt)], "not a readable course snapshot"),
         (["--restore", str(newer)], f"schema version {SNAPSHOT_VERSION + 1} is newer"),
         (["--restore", str(path), "--set", "trainer.lr=0.05"], "another course: trainer.lr differs"),
-        (["--restore", str(path), "--set", "rounds=2"], "rounds: the snapshot"),
+        (["--restore", str(path), "--set", "rounds=2"], "is at round 2, so a restored course needs rounds > 2"),
         (["--restore", str(tmp_path / "missing.avro")], "cannot read the snapshot"),
         (["--snapshot-every", "0"], "--snapshot-every: must be at least 1"),
     ]
@@ -111,3 +111,19 @@ def test_a_plugin_whose_state_a_snapshot_cannot_hold_is_refused_up_front(tmp_pat
         run_standalone(config, output_dir=tmp_path, snapshot_every=1, progress=False)
     with pytest.raises(SnapshotError):
         read(tmp_path / "nothing.avro")
+
+
+def test_a_longer_restore_is_refused_when_noise_was_calibrated_to_the_rounds(tmp_path):
+    dp = "plugins=[{name: client_dp, role: participant, options: {clip: 2.0, epsilon: 400}}]"
+    run_standalone(_config("digits_fedavg.yaml", "rounds=4", "participants=4", dp), output_dir=tmp_path,
+                   snapshot_every=2, progress=False)
+    snapshot = read(tmp_path / "snapshots" / "round-00002.avro")
+    assert snapshot.planned_rounds == 4
+    with pytest.raises(ConfigError, match=r"rounds: plug-in client_dp \(plugins\[0\]\) calibrates its noise .* "
+                                          r"keeps rounds=4 \(not 6\)"):
+        run_standalone(_config("digits_fedavg.yaml", "rounds=6", "participants=4", dp), restore=snapshot,
+                       progress=False)
+    same = run_standalone(_config("digits_fedavg.yaml", "rounds=4", "participants=4", dp), restore=snapshot,
+                          progress=False).summary
+    whole = run_standalone(_config("digits_fedavg.yaml", "rounds=4", "participants=4", dp), progress=False).summary
+    assert same["model_sha256"] == whole["model_sha256"] and same["privacy"] == whole["privacy"]

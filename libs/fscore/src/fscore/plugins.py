@@ -88,6 +88,12 @@ class Plugin:
     #: why a course with this plug-in cannot be snapshotted, or "" when it can
     snapshot_refusal: ClassVar[str] = ""
 
+    @classmethod
+    def snapshot_fixes_rounds(cls, options: BaseModel) -> str:
+        """Why a course restored from a snapshot must keep its rounds with these options (its state was derived from
+        them, e.g. noise calibrated to a privacy target over the rounds), or "" when it may run longer."""
+        return ""
+
     def __init__(self, context: PluginContext, **options: Any) -> None:
         self.context = context
         self.options = self.Options(**options)

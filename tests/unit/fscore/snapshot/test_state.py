@@ -91,3 +91,41 @@ def test_a_snapshot_naming_a_class_it_may_not_build_is_refused():
 def test_a_state_restored_into_another_kind_of_object_is_refused():
     with pytest.raises(SnapshotError, match=r"where this course has a .*FedOpt"):
         restore(FedOpt("adam"), capture(Holder(), "holder"), "aggregator")
+
+
+@pytest.mark.parametrize("node", [
+    {"t": "enum", "cls": "os:system", "v": "echo owned"},
+    {"t": "map", "cls": "fscore.service.loop:new_incarnation", "v": []},
+    {"t": "obj", "cls": "this:s", "v": {}},
+    {"t": "tensor", "i": -1},
+    {"t": "tensor", "i": True},
+    {"t": "scalar", "i": 0},
+    {"t": "bytes", "v": "!!!"},
+    {"t": "map", "v": [1, 2]},
+    {"t": "map"},
+    {"t": "map", "default": "os", "v": []},
+    {"t": "set", "v": [[1]]},
+    {"t": "rng", "v": {"t": "map", "v": [["bit_generator", "PCG64"]]}},
+    {"no": "kind"},
+], ids=lambda n: json.dumps(n)[:40])
+def test_a_crafted_tree_is_refused_and_runs_nothing(node, capfd):
+    state = capture(Holder(values={"x": np.zeros(3)}), "holder")
+    state.tree["v"]["values"]["v"][0][1] = node
+    with pytest.raises(SnapshotError, match=r"holder"):
+        restore(Holder(), state, "holder")
+    assert "owned" not in capfd.readouterr().out
+
+
+def test_a_crafted_tree_cannot_set_what_the_course_wires():
+    for name in ("on_event", "__dict__", "nonexistent"):
+        state = capture(Holder(), "holder")
+        state.tree["v"][name] = 1
+        with pytest.raises(SnapshotError, match=f"sets '{name}'"):
+            restore(Holder(), state, "holder")
+
+
+def test_state_hidden_from_attributes_is_refused_not_dropped():
+    import random
+
+    with pytest.raises(SnapshotError, match=r"holder\.values\['r'\].*random:Random"):
+        capture(Holder(values={"r": random.Random(1)}), "holder")

@@ -68,6 +68,12 @@ class CentralDPOptions(BaseModel):
 
 class CentralDP(Plugin):
     name = "central_dp"
+
+    @classmethod
+    def snapshot_fixes_rounds(cls, options: BaseModel) -> str:
+        """Its noise is calibrated to an ε target over the course's rounds: a restore may not change them."""
+        return "calibrates its noise to an epsilon target over the course's rounds" if options.epsilon else ""
+
     roles = frozenset({COORDINATOR})
     Options = CentralDPOptions
     protects = "course"

@@ -49,6 +49,12 @@ class ClientDPOptions(BaseModel):
 
 class ClientDP(UpdateRewriter):
     name = "client_dp"
+
+    @classmethod
+    def snapshot_fixes_rounds(cls, options: BaseModel) -> str:
+        """Its noise is calibrated to an ε target over the course's rounds: a restore may not change them."""
+        return "calibrates its noise to an epsilon target over the course's rounds" if options.epsilon else ""
+
     Options = ClientDPOptions
     #: the unit whose privacy the accountant reports (see fscore.privacy.report)
     protects = "participant"

@@ -50,6 +50,12 @@ class DPSGDOptions(BaseModel):
 
 class DPSGD(Plugin):
     name = "dp_sgd"
+
+    @classmethod
+    def snapshot_fixes_rounds(cls, options: BaseModel) -> str:
+        """Its noise is calibrated to an ε target over the course's rounds: a restore may not change them."""
+        return "calibrates its noise to an epsilon target over the course's rounds" if options.epsilon else ""
+
     roles = frozenset({PARTICIPANT})
     Options = DPSGDOptions
     protects = "example"

@@ -74,10 +74,14 @@ def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, prog
     if restore is not None:
         check_fits(restore, config, "the snapshot")
     if snapshot_every is not None or restore is not None:
-        for key, _, cls in builder.plugins:
+        for key, entry, cls in builder.plugins:
             if getattr(cls, "snapshot_refusal", ""):
                 raise ConfigError(f"{key}: a course with plug-in {cls.name} cannot be snapshotted: "
                                   f"{cls.snapshot_refusal}")
+            fixed = cls.snapshot_fixes_rounds(cls.Options(**entry.options)) if hasattr(cls, "Options") else ""
+            if restore is not None and fixed and config.rounds != restore.planned_rounds:
+                raise ConfigError(f"rounds: plug-in {cls.name} ({key}) {fixed}, so a course restored with it keeps "
+                                  f"rounds={restore.planned_rounds} (not {config.rounds})")
     if snapshot_every is not None:
         if snapshot_every < 1:
             raise ConfigError(f"--snapshot-every: must be at least 1 round, not {snapshot_every}")

@@ -31,7 +31,8 @@ def take(config: CourseConfig, round_: int, virtual_time: float, parts: Parts,
                               comm.dead_lettered) for worker, comm in parts]
     held, sent = network.held() if network is not None else ([], 0)
     return CourseSnapshot(config.course_id, fingerprint(config), course_config(config), round_, virtual_time,
-                          workers, list(metrics or []), [Held(*h) for h in held], sent, dict(inbox or {}))
+                          workers, list(metrics or []), [Held(*h) for h in held], sent, dict(inbox or {}),
+                          config.rounds)
 
 
 def put_back(snapshot: CourseSnapshot, parts: Parts, network: VirtualNetwork | None = None) -> None:
@@ -47,7 +48,8 @@ def put_back(snapshot: CourseSnapshot, parts: Parts, network: VirtualNetwork | N
         try:
             comm.intake = IntakeCounts({Outcome(k): v for k, v in saved.intake.items() if v})
         except ValueError as exc:
-            raise SnapshotError(f"{worker.address}: the snapshot's intake counts name {exc}") from None
+            raise SnapshotError(f"{worker.address}: the snapshot's intake counts have an unknown outcome "
+                                f"({exc})") from None
         comm.dead_lettered = saved.dead_lettered
     if network is not None:
         network.hold([(h.timestamp, h.sender, h.sequence, h.value, h.key, h.headers) for h in snapshot.in_flight],

@@ -57,6 +57,7 @@ SCHEMA: dict[str, Any] = {
         {"name": "fingerprint", "type": "string", "doc": "sha256 of the config, less what a restore may change"},
         {"name": "config", "type": "string", "doc": "the course config (JSON)"},
         {"name": "round", "type": "int"},
+        {"name": "planned_rounds", "type": "int", "doc": "the course's rounds when it was taken"},
         {"name": "virtual_time", "type": "double"},
         {"name": "metrics", "type": "string", "doc": "the evaluation rows so far (JSON list)"},
         {"name": "workers", "type": {"type": "array", "items": _WORKER}},
@@ -103,6 +104,7 @@ class CourseSnapshot:
     in_flight: list[Held] = field(default_factory=list)
     sent: int = 0
     inbox: dict[int, int] = field(default_factory=dict)
+    planned_rounds: int = 0
     schema_version: int = SNAPSHOT_VERSION
 
     def worker(self, address: str) -> WorkerSnapshot:
@@ -126,10 +128,11 @@ def check_fits(snapshot: CourseSnapshot, config: CourseConfig, where: str) -> No
     """Refuse a snapshot of another course, or one the course has already run past."""
     if snapshot.fingerprint != fingerprint(config):
         keys = _differences(snapshot.config, course_config(config))
-        raise SnapshotError(f"{where}: the snapshot is of another course: {', '.join(keys[:5]) or 'its config'} "
-                            f"differ{'s' if len(keys) == 1 else ''} (only rounds may change on restore)")
+        what = f"{', '.join(keys[:5])} differ{'s' if len(keys) == 1 else ''}" if keys else "its fingerprint differs"
+        raise SnapshotError(f"{where}: a snapshot of another course: {what} (a restore may change only rounds, "
+                            "transport, trust.private_key and simulation.progress)")
     if config.rounds <= snapshot.round:
-        raise SnapshotError(f"rounds: the snapshot {where} is at round {snapshot.round}, so a restored course needs "
+        raise SnapshotError(f"rounds: {where} is at round {snapshot.round}, so a restored course needs "
                             f"rounds > {snapshot.round} (not {config.rounds})")
 
 
@@ -166,25 +169,41 @@ def read(path: Path) -> CourseSnapshot:
 
 def decode(data: bytes, where: str) -> CourseSnapshot:
     try:
-        records = list(fastavro.reader(io.BytesIO(data)))
+        version = _version(data)
     except Exception as exc:  # noqa: BLE001 - fastavro raises many kinds on corrupt input
         raise SnapshotError(f"{where}: not a readable course snapshot ({type(exc).__name__}: {exc})") from None
-    if len(records) != 1 or not isinstance(records[0], dict) or "schema_version" not in records[0]:
-        raise SnapshotError(f"{where}: not a course snapshot (expected one fscope.snapshot.CourseSnapshot record)")
-    record = records[0]
-    if record["schema_version"] > SNAPSHOT_VERSION:
-        raise SnapshotError(f"{where}: snapshot schema version {record['schema_version']} is newer than this fscope "
-                            f"reads (up to {SNAPSHOT_VERSION}); upgrade fscope to restore it")
-    try:
-        return _snapshot(record, where)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SnapshotError(f"{where}: malformed course snapshot ({type(exc).__name__}: {exc})") from None
+    if version > SNAPSHOT_VERSION:
+        raise SnapshotError(f"{where}: snapshot schema version {version} is newer than this fscope reads (up to "
+                            f"{SNAPSHOT_VERSION}); upgrade fscope to restore it")
+    if version < 1:
+        raise SnapshotError(f"{where}: snapshot schema version {version} is not one fscope ever wrote")
+    try:  # read as this version's schema: a file whose own schema types its fields otherwise is refused
+        records = list(fastavro.reader(io.BytesIO(data), reader_schema=_PARSED))
+        if len(records) != 1:
+            raise ValueError(f"{len(records)} records, not one")
+        snapshot = _snapshot(records[0], where)
+    except SnapshotError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - fastavro, json and the checks raise many kinds on a bad file
+        raise SnapshotError(f"{where}: malformed course snapshot ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if not isinstance(snapshot.metrics, list) or not all(isinstance(r, dict) for r in snapshot.metrics):
+        raise SnapshotError(f"{where}: malformed course snapshot (its metrics are not a list of rows)")
+    return snapshot
+
+
+def _version(data: bytes) -> int:
+    """The schema version of the one record in ``data``, read with the file's own schema (a newer one, maybe)."""
+    records = list(fastavro.reader(io.BytesIO(data)))
+    if len(records) != 1 or not isinstance(records[0], dict) or type(records[0].get("schema_version")) is not int:
+        raise ValueError("expected one fscope.snapshot.CourseSnapshot record with an int schema_version")
+    return records[0]["schema_version"]
 
 
 def _record(s: CourseSnapshot) -> dict[str, Any]:
     return {
         "schema_version": s.schema_version, "course_id": s.course_id, "fingerprint": s.fingerprint,
-        "config": json.dumps(s.config, sort_keys=True), "round": s.round, "virtual_time": s.virtual_time,
+        "config": json.dumps(s.config, sort_keys=True), "round": s.round,
+        "planned_rounds": s.planned_rounds, "virtual_time": s.virtual_time,
         "metrics": json.dumps(s.metrics),
         "workers": [{"address": w.address, "state": json.dumps(w.state.tree),
                      "tensors": [_tensor(t) for t in w.state.tensors], "intake": w.intake,
@@ -202,7 +221,7 @@ def _snapshot(r: dict[str, Any], where: str) -> CourseSnapshot:
                  tuple((x["key"], x["value"]) for x in h["headers"])) for h in r["in_flight"]]
     return CourseSnapshot(r["course_id"], r["fingerprint"], json.loads(r["config"]), r["round"], r["virtual_time"],
                           workers, json.loads(r["metrics"]), held, r["sent"],
-                          {int(p): o for p, o in r.get("inbox", {}).items()}, r["schema_version"])
+                          {int(p): o for p, o in r.get("inbox", {}).items()}, r["planned_rounds"], r["schema_version"])
 
 
 def _tensor(a: np.ndarray) -> dict[str, Any]:

@@ -40,6 +40,7 @@ _DEFAULT_FACTORIES: dict[str, Callable[[], Any]] = {"int": int, "float": float, 
                                                     "set": set}
 _ALLOWED: set[type] = set()
 _PRIMITIVES = (bool, int, float, str)
+_OURS = ("fscore", "fscope_coordinator", "fscope_participant")
 _REBUILT: list[type] = [BaseModel, type, types.ModuleType, types.FunctionType, types.MethodType,
                         types.BuiltinFunctionType, functools.partial]
 
@@ -71,8 +72,16 @@ def capture(obj: object, where: str) -> State:
 
 
 def restore(obj: object, state: State, where: str) -> None:
-    """Put ``state`` back into ``obj``, an object built from the same config as the one captured."""
-    _Decoder(state.tensors).into(obj, state.tree, where)
+    """Put ``state`` back into ``obj``, an object built from the same config as the one captured.
+
+    A tree that is not one :func:`capture` could have written is refused with :class:`SnapshotError`.
+    """
+    try:
+        _Decoder(state.tensors).into(obj, state.tree, where)
+    except SnapshotError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, RecursionError) as exc:
+        raise SnapshotError(f"{where}: malformed snapshot state ({type(exc).__name__}: {exc})") from None
 
 
 def _qualname(cls: type) -> str:
@@ -84,6 +93,16 @@ def _excluded(cls: type) -> set[str]:
     for base in cls.__mro__:
         names.update(getattr(base, "snapshot_exclude", ()))
     return names
+
+
+def _plain_class(cls: type) -> bool:
+    """Whether every state of ``cls``'s instances is in their attributes: a Python class all the way to object
+    (an extension type such as random.Random or torch.Tensor keeps state no attribute shows)."""
+    return cls.__basicsize__ <= _PlainInstance.__basicsize__ and not any("__slots__" in vars(c) for c in cls.__mro__)
+
+
+class _PlainInstance:
+    """The size of an instance of a Python class: a class with C fields (state outside ``__dict__``) is larger."""
 
 
 def _is_rebuilt(value: object) -> bool:
@@ -146,8 +165,7 @@ class _Encoder:
         return node
 
     def _allowed(self, cls: type, where: str) -> str:
-        if not (cls.__module__.split(".")[0] in ("fscore", "fscope_coordinator", "fscope_participant")
-                or cls in _ALLOWED):
+        if not (cls.__module__.split(".")[0] in _OURS or cls in _ALLOWED):
             raise SnapshotError(f"{where}: a {_qualname(cls)} cannot be rebuilt from a snapshot (fscore.snapshot.allow "
                                 "lets a plain-data class be)")
         return _qualname(cls)
@@ -157,11 +175,13 @@ class _Encoder:
         custom = getattr(value, "snapshot_state", None)
         if callable(custom):
             return {"t": "custom", "cls": _qualname(type(value)), "v": self.value(custom(), where, path)}
-        if dataclasses.is_dataclass(value):
+        if not _plain_class(type(value)):
+            names = None
+        elif dataclasses.is_dataclass(value):
             names = [f.name for f in dataclasses.fields(value)]
-        elif hasattr(value, "__dict__"):
-            names = list(vars(value))
         else:
+            names = list(vars(value))
+        if names is None:
             raise SnapshotError(f"{where}: a {_qualname(type(value))} cannot be kept in a snapshot (give its class "
                                 "snapshot_state() and restore_state())")
         excluded = _excluded(type(value))
@@ -189,14 +209,21 @@ def _wired(value: object) -> bool:
                               Dataset, ClientData, Federation))
 
 
-def _resolve(name: str, where: str) -> type:
+def _resolve(name: Any, where: str) -> type:
+    """The class a snapshot names, if snapshots may name it: nothing is imported or looked up otherwise."""
+    if not isinstance(name, str) or ":" not in name:
+        raise SnapshotError(f"{where}: malformed class name in the snapshot ({str(name)[:60]})")
     module, _, qualname = name.partition(":")
+    if module.split(".")[0] not in _OURS and not any(_qualname(c) == name for c in _ALLOWED):
+        raise SnapshotError(f"{where}: the snapshot names {name}, which snapshots may not rebuild")
     try:
         found: Any = importlib.import_module(module)
         for part in qualname.split("."):
             found = getattr(found, part)
     except (ImportError, AttributeError):
         raise SnapshotError(f"{where}: the snapshot holds a {name}, which this installation does not have") from None
+    if not isinstance(found, type):
+        raise SnapshotError(f"{where}: the snapshot names {name}, which is not a class")
     return found
 
 
@@ -205,10 +232,10 @@ class _Decoder:
         self.tensors = tensors
 
     def tensor(self, node: dict[str, Any], where: str) -> np.ndarray:
-        try:
-            return self.tensors[node["i"]]
-        except (IndexError, KeyError, TypeError):
-            raise SnapshotError(f"{where}: refers to a tensor the snapshot does not have") from None
+        i = node.get("i")
+        if type(i) is not int or not 0 <= i < len(self.tensors):
+            raise SnapshotError(f"{where}: refers to tensor {i!r}, which the snapshot does not have")
+        return self.tensors[i]
 
     def value(self, node: Any, current: Any, where: str) -> Any:
         if node is None or isinstance(node, (bool, int, float, str)):
@@ -222,7 +249,10 @@ class _Decoder:
         if kind == "tensor":
             return self.tensor(node, where).copy()
         if kind == "scalar":
-            return self.tensor(node, where)[()]
+            scalar = self.tensor(node, where)
+            if scalar.ndim != 0:
+                raise SnapshotError(f"{where}: a scalar of shape {list(scalar.shape)}")
+            return scalar[()].copy()
         if kind == "rng":
             state = self.value(node["v"], None, where)
             name = state.get("bit_generator") if isinstance(state, dict) else None
@@ -233,9 +263,12 @@ class _Decoder:
             rng.bit_generator.state = state
             return rng
         if kind == "enum":
-            return _resolve(node["cls"], where)(self.value(node["v"], None, where))
+            cls = _resolve(node["cls"], where)
+            if not issubclass(cls, enum.Enum):
+                raise SnapshotError(f"{where}: {node['cls']} is not an enum")
+            return cls(self.value(node["v"], None, where))
         if kind == "bytes":
-            return base64.b64decode(node["v"])
+            return base64.b64decode(node["v"], validate=True)
         if kind == "tuple":
             same = isinstance(current, tuple) and len(current) == len(node["v"])
             return tuple(self.value(v, current[i] if same else None, f"{where}[{i}]") for i, v in enumerate(node["v"]))
@@ -255,31 +288,33 @@ class _Decoder:
         else:
             name = node.get("cls")
             builtin = {None: dict, "OrderedDict": OrderedDict, "Counter": Counter}
-            out = builtin[name]() if name in builtin else self._allowed(name, where)()
+            if name in builtin:
+                out = builtin[name]()
+            else:
+                cls = _resolve(name, where)
+                if not issubclass(cls, dict):
+                    raise SnapshotError(f"{where}: {name} is not a mapping")
+                out = cls()
         for key_node, value_node in node["v"]:
             key = self.value(key_node, None, f"{where} key")
             out[key] = self.value(value_node, current.get(key) if isinstance(current, dict) else None,
                                   f"{where}[{key!r}]")
         return out
 
-    def _allowed(self, name: str, where: str) -> Any:
-        cls = _resolve(name, where)
-        if not (cls.__module__.split(".")[0] in ("fscore", "fscope_coordinator", "fscope_participant")
-                or cls in _ALLOWED):
-            raise SnapshotError(f"{where}: the snapshot names {name}, which snapshots may not rebuild")
-        return cls
-
     def obj(self, node: dict[str, Any], current: Any, where: str) -> Any:
         cls_name = node.get("cls", "")
         if current is not None and _qualname(type(current)) == cls_name:
             self.into(current, node, where)
             return current
-        cls = self._allowed(cls_name, where)
+        cls = _resolve(cls_name, where)
         if node["t"] != "obj" or not dataclasses.is_dataclass(cls) or node.get("skipped"):
             found = "nothing" if current is None else f"a {_qualname(type(current))}"
             raise SnapshotError(f"{where}: the snapshot holds a {cls_name} where this course has {found}")
         made = object.__new__(cls)
         self.into(made, node, where)
+        unset = [f.name for f in dataclasses.fields(made) if not hasattr(made, f.name)]
+        if unset:
+            raise SnapshotError(f"{where}: the snapshot's {cls_name} lacks {unset}")
         return made
 
     def into(self, obj: object, node: Any, where: str) -> None:
@@ -288,9 +323,20 @@ class _Decoder:
             found = node.get("cls") if isinstance(node, dict) else type(node).__name__
             raise SnapshotError(f"{where}: the snapshot holds a {found} where this course has a "
                                 f"{_qualname(type(obj))}")
-        if node["t"] == "custom":
+        custom = callable(getattr(obj, "restore_state", None))
+        if node["t"] != ("custom" if custom else "obj"):
+            raise SnapshotError(f"{where}: the snapshot holds a {node['t']} state for {node['cls']}, which this "
+                                "course keeps the other way")
+        if custom:
             obj.restore_state(self.value(node["v"], None, where))  # type: ignore[attr-defined]
             return
+        fields = {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set(vars(obj))
+        excluded = _excluded(type(obj))
         for name, attr_node in node["v"].items():
+            if name not in fields or name in excluded or name.startswith("__"):
+                raise SnapshotError(f"{where}: the snapshot sets {name!r}, which is not state of a "
+                                    f"{_qualname(type(obj))}")
             current = getattr(obj, name, None)
+            if current is not None and (_wired(current) or _is_rebuilt(current)):
+                raise SnapshotError(f"{where}: the snapshot sets {name!r}, which the course wires, not state")
             object.__setattr__(obj, name, self.value(attr_node, current, f"{where}.{name}"))
