@@ -168,17 +168,21 @@ def read(path: Path) -> CourseSnapshot:
 
 
 def decode(data: bytes, where: str) -> CourseSnapshot:
-    try:
-        version = _version(data)
-    except Exception as exc:  # noqa: BLE001 - fastavro raises many kinds on corrupt input
-        raise SnapshotError(f"{where}: not a readable course snapshot ({type(exc).__name__}: {exc})") from None
+    try:  # one pass with this version's schema; the file's own schema only when that fails (a newer file, maybe)
+        records = list(fastavro.reader(io.BytesIO(data), reader_schema=_PARSED))
+        version = records[0]["schema_version"] if len(records) == 1 else _version(data)
+    except Exception:  # noqa: BLE001 - fastavro raises many kinds on corrupt input
+        records = []
+        try:
+            version = _version(data)
+        except Exception as exc:  # noqa: BLE001
+            raise SnapshotError(f"{where}: not a readable course snapshot ({type(exc).__name__}: {exc})") from None
     if version > SNAPSHOT_VERSION:
         raise SnapshotError(f"{where}: snapshot schema version {version} is newer than this fscope reads (up to "
                             f"{SNAPSHOT_VERSION}); upgrade fscope to restore it")
     if version < 1:
         raise SnapshotError(f"{where}: snapshot schema version {version} is not one fscope ever wrote")
     try:  # read as this version's schema: a file whose own schema types its fields otherwise is refused
-        records = list(fastavro.reader(io.BytesIO(data), reader_schema=_PARSED))
         if len(records) != 1:
             raise ValueError(f"{len(records)} records, not one")
         snapshot = _snapshot(records[0], where)

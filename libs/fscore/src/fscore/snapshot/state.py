@@ -165,7 +165,7 @@ class _Encoder:
         return node
 
     def _allowed(self, cls: type, where: str) -> str:
-        if not (cls.__module__.split(".")[0] in _OURS or cls in _ALLOWED):
+        if not _may_rebuild(_qualname(cls)):
             raise SnapshotError(f"{where}: a {_qualname(cls)} cannot be rebuilt from a snapshot (fscore.snapshot.allow "
                                 "lets a plain-data class be)")
         return _qualname(cls)
@@ -209,12 +209,17 @@ def _wired(value: object) -> bool:
                               Dataset, ClientData, Federation))
 
 
+def _may_rebuild(name: str) -> bool:
+    """Whether a snapshot may name the class ``module:qualname``: fscore's own, or one given to :func:`allow`."""
+    return name.partition(":")[0].split(".")[0] in _OURS or any(_qualname(c) == name for c in _ALLOWED)
+
+
 def _resolve(name: Any, where: str) -> type:
     """The class a snapshot names, if snapshots may name it: nothing is imported or looked up otherwise."""
     if not isinstance(name, str) or ":" not in name:
         raise SnapshotError(f"{where}: malformed class name in the snapshot ({str(name)[:60]})")
     module, _, qualname = name.partition(":")
-    if module.split(".")[0] not in _OURS and not any(_qualname(c) == name for c in _ALLOWED):
+    if not _may_rebuild(name):
         raise SnapshotError(f"{where}: the snapshot names {name}, which snapshots may not rebuild")
     try:
         found: Any = importlib.import_module(module)

@@ -59,8 +59,8 @@ class KerasTrainer(Trainer):
         self.rng = np.random.default_rng([*self.seed, round_])
 
     def snapshot_state(self) -> dict[str, Any]:
-        """What a course snapshot keeps (fscore.snapshot): every variable, and the training stream."""
-        return {"variables": {k: v.numpy().copy() for k, v in self.variables.items()}, "rng": self.rng}
+        """What a course snapshot keeps (fscore.snapshot, which copies the arrays): every variable, and the stream."""
+        return {"variables": {k: v.numpy() for k, v in self.variables.items()}, "rng": self.rng}
 
     def restore_state(self, state: dict[str, Any]) -> None:
         for key, var in self.variables.items():

@@ -46,8 +46,9 @@ class TorchTrainer(Trainer):
         self.round = round_
 
     def snapshot_state(self) -> dict[str, Any]:
-        """What a course snapshot keeps (fscore.snapshot): every weight and buffer, and the training stream."""
-        return {"weights": {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()},
+        """What a course snapshot keeps (fscore.snapshot, which copies the arrays): every weight and buffer, and the
+        training stream."""
+        return {"weights": {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()},
                 "rng": self.rng, "round": self.round, "anchor": self.anchor, "sample_weights": self.sample_weights}
 
     def restore_state(self, state: dict[str, Any]) -> None:
