@@ -123,6 +123,36 @@ def run(config: Path, overrides: tuple[str, ...], log_level: str, log_json: bool
     return _guarded(lambda: _run(_course(config, overrides, log_json, log_level), args))
 
 
+@cli.command(help="tune a course's hyperparameters with Optuna (rs, sha, hyperband, bo); the fidelity is rounds")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a key of the base config")
+@click.option("--space", type=click.Path(path_type=Path), required=True, help="the search space (YAML)")
+@click.option("--method", type=click.Choice(["rs", "sha", "hyperband", "bo"]), default="rs", show_default=True)
+@click.option("--budget", type=int, required=True, help="rounds trained over all trials")
+@click.option("--trials", type=int, default=None, help="at most this many configurations")
+@click.option("--min-rounds", type=int, default=None, help="the lowest fidelity (sha, hyperband)")
+@click.option("--max-rounds", type=int, default=None, help="the full fidelity (default: the config's rounds)")
+@click.option("--eta", type=int, default=3, show_default=True, help="reduction factor (sha, hyperband)")
+@click.option("--objective", type=click.Choice(["loss", "accuracy"]), default="loss", show_default=True,
+              help="the participants' validation metric")
+@click.option("--jobs", type=int, default=1, show_default=True, help="rungs trained at once, each in a process")
+@click.option("--batch", type=int, default=4, show_default=True, help="rungs scheduled together")
+@click.option("--seed", type=int, default=0, show_default=True, help="seeds the search (not the course)")
+@click.option("--storage", default=None, help="Optuna storage URL (default: a journal file in the output)")
+@click.option("--study-name", default=None)
+@click.option("--validation-fraction", type=float, default=None,
+              help="participants' validation share (default: data.validation_fraction, else 0.2)")
+@click.option("--fedex", is_flag=True, help="FedEx inside each trial (not built yet)")
+@click.option("--no-test", is_flag=True, help="do not train the chosen config again to report its test metrics")
+@click.option("--output", type=click.Path(path_type=Path), default=Path("runs/tune"), show_default=True)
+@click.option("--no-progress", is_flag=True)
+@log_options("warning")
+def tune(config: Path, overrides: tuple[str, ...], space: Path, output: Path, no_progress: bool, no_test: bool,
+         log_level: str, log_json: bool, **settings: Any) -> int:
+    return _guarded(lambda: _tune(config, list(overrides), space, output, no_progress, no_test, log_level,
+                                  log_json, settings))
+
+
 @cli.command(help="check a course's message flow; export the graph as DOT and PNG")
 @course_options
 @click.option("--graph", type=click.Path(path_type=Path), default=None,
@@ -223,6 +253,29 @@ def _run(config: object, args: Any) -> int:
     print(json.dumps({k: s[k] for k in ("course_id", "rounds", "finish_reason", "final_metrics", "virtual_time_s",
                                         "wall_time_s", "model_sha256")}, indent=2))
     print(f"wrote {args.output / 'summary.json'} and {args.output / 'metrics.jsonl'}")
+    return 0
+
+
+def _tune(config: Path, overrides: list[str], space_path: Path, output: Path, no_progress: bool, no_test: bool,
+          log_level: str, log_json: bool, options: dict[str, Any]) -> int:
+    import json
+
+    from pydantic import ValidationError
+
+    from fscore.log_setup import configure_logging
+    from fscore.tune import SearchSpace, Tuner, TuneSettings
+
+    configure_logging(json=log_json, level=log_level)
+    try:
+        settings = TuneSettings(**options, test=not no_test)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}") from None
+    summary = Tuner(config, overrides, SearchSpace.load(space_path), settings, output).run(progress=not no_progress)
+    print(json.dumps({k: summary[k] for k in ("method", "trials", "states", "rounds_trained", "best", "test")},
+                     indent=2, default=str))
+    files = ["tune.jsonl", "tune.json", "best_seen.png", *(["best.yaml"] if summary["best"] else [])]
+    print(f"wrote {', '.join(str(output / f) for f in files)}")
     return 0
 
 

@@ -44,6 +44,7 @@ from fstranslation.layout import TensorSpec, layout_differences, layout_problems
 # Distinct streams of randomness, so adding draws to one never shifts another.
 _STREAM_INIT, _STREAM_SAMPLER, _STREAM_TRAINER, _STREAM_DEVICES = 1, 2, 3, 4
 _STREAM_PRIVATE = 7  # a participant's private parameters' start (6 is the plug-ins')
+_STREAM_VALIDATION = 8  # which of a participant's training examples are its validation split
 
 
 def participant_address(index: int) -> str:
@@ -152,6 +153,7 @@ class CourseBuilder:
         return CoursePlan(c.participants, c.rounds, c.sample_size, e.every, e.patience, e.min_delta, e.metric,
                           e.target, e.stop_at_target, c.joining.timeout_s, c.joining.min_participants,
                           c.limits.max_samples_factor,
+                          client_metrics="validation" if e.split == "validation" else "clients",
                           private=tuple(sorted({n for i in range(c.participants) for n in self.layout_for(i)}
                                                - set(self.shared))))
 
@@ -205,12 +207,30 @@ class CourseBuilder:
         task = self.config.task_for(index)
         relabel = (lambda d: d) if task == "default" else build_task(task, "participant_overrides.task").apply
         if self.config.data.local_path is None:
-            return relabel((self._build_federation() if alone else self.federation).clients[index])
-        from fscore.data.federation import load_local_shard
+            shard = (self._build_federation() if alone else self.federation).clients[index]
+        else:
+            from fscore.data.federation import load_local_shard
 
-        spec = self.model_spec  # the layout comes from the config, so the course's dataset is never loaded
-        return relabel(load_local_shard(self.config.data, index, self.config.seed, int(np.prod(spec.input_shape)),
-                                        spec.num_classes))
+            spec = self.model_spec  # the layout comes from the config, so the course's dataset is never loaded
+            shard = load_local_shard(self.config.data, index, self.config.seed, int(np.prod(spec.input_shape)),
+                                     spec.num_classes)
+        return relabel(self._evaluation_split(shard, index))
+
+    def _evaluation_split(self, shard: ClientData, index: int) -> ClientData:
+        """With ``data.validation_fraction``, a seeded share of the participant's training examples is kept back
+        as its validation split (its own stream: the train/test split is the same with or without); with
+        ``evaluation.split=validation`` the participant evaluates on it instead of its test split (§4.3: tuning
+        optimizes validation metrics, and the test split is looked at once, for the chosen config)."""
+        c = self.config
+        if c.data.validation_fraction == 0:
+            return shard
+        from fscore.data.splitters import train_test_split
+
+        rng = np.random.default_rng([c.seed, _STREAM_VALIDATION, index])
+        train_idx, validation_idx = train_test_split(len(shard.train), c.data.validation_fraction, rng)
+        validation = shard.train.subset(validation_idx)
+        return ClientData(shard.train.subset(train_idx), validation if c.evaluation.split == "validation"
+                          else shard.test)
 
     def backend(self, index: int) -> str:
         return self.config.backend_for(index)

@@ -75,6 +75,9 @@ class CourseConfig(_Strict):
                 raise ValueError(f"{key}: participants {outside} do not exist (indices run from 0 "
                                  f"to {self.participants - 1})")
         check_overrides(self.participant_overrides, self.trainer, self.participants)
+        if self.evaluation.split == "validation" and self.data.validation_fraction == 0:
+            raise ValueError("evaluation.split: validation needs data.validation_fraction > 0 (the participants "
+                             "keep no validation split)")
         if self.attack.kind != "none" and not self.attack.participants:
             raise ValueError(f"attack.participants: attack {self.attack.kind!r} names no malicious participant")
         return self

@@ -45,6 +45,9 @@ class DataConfig(_Strict):
     classes_per_participant: int = Field(2, ge=1, description="split classes: how many classes each one holds")
     test_fraction: float = Field(0.2, ge=0, lt=1, description="share of each participant's data for its local test")
     heldout_fraction: float = Field(0.2, gt=0, lt=1, description="share kept at the coordinator for evaluation")
+    validation_fraction: float = Field(0.0, ge=0, lt=1, description=(
+        "share of each participant's training examples kept back as its validation split (what fscope tune "
+        "optimizes; evaluation.split=validation evaluates on it); 0 = none"))
     min_samples_per_participant: int = Field(4, ge=1)
     synthetic_alpha: float = Field(1.0, ge=0)
     synthetic_beta: float = Field(1.0, ge=0)
@@ -161,6 +164,9 @@ class EvaluationConfig(_Strict):
     target: float | None = Field(None, description="the metric value time-to-target is measured to (held-out "
                                                     "if the coordinator has a held-out set)")
     stop_at_target: bool = Field(False, description="finish the course once the target is reached")
+    split: Literal["test", "validation"] = Field("test", description=(
+        "the participants' split the model is evaluated on: test (metrics clients.*) or validation "
+        "(validation.*, needs data.validation_fraction > 0; tuning trials use it)"))
     participants: bool | None = Field(None, description=(
         "whether rounds end with every participant evaluating the model on its test split while the coordinator "
         "waits (costing virtual time); default: only when the trigger is all_received"))
@@ -181,6 +187,9 @@ class SimulationConfig(_Strict):
     """
 
     devices: Literal["uniform", "heavy_tailed", "file"] = "uniform"
+    threads: int = Field(0, ge=0, description=(
+        "torch's intra-op threads in a standalone run (0 = torch's default); the thread count changes a model's "
+        "last bits, so runs compared bit for bit (tuning trials, --jobs) fix it"))
     compute_s_per_sample: float = Field(0.001, ge=0, description="the median device's compute seconds per sample")
     bandwidth_bytes_per_s: float = Field(1.25e6, gt=0, description="the median device's bandwidth")
     compute_sigma: float = Field(1.0, ge=0, description="heavy_tailed: log-normal sigma of compute time")

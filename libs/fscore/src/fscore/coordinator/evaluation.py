@@ -47,7 +47,7 @@ class Evaluating:
 
     def record_evaluation(self, _: Message | None = None) -> None:
         replies = self.state.evaluation.replies
-        self._record(_weighted_metrics(replies.values(), prefix="clients."),
+        self._record(_weighted_metrics(replies.values(), prefix=f"{self.plan.client_metrics}."),
                      {address: dict(values) for address, (n, values) in sorted(replies.items()) if n > 0})
 
     def _record(self, metrics: dict[str, float], clients: dict[str, dict[str, float]] | None = None) -> None:
@@ -65,7 +65,7 @@ class Evaluating:
 
     def _track_progress(self, metrics: dict[str, float]) -> None:
         plan = self.plan
-        value = metrics.get(f"heldout.{plan.metric}", metrics.get(f"clients.{plan.metric}"))
+        value = metrics.get(f"heldout.{plan.metric}", metrics.get(f"{plan.client_metrics}.{plan.metric}"))
         if value is not None:
             self.state.progress.track(value, plan)
 

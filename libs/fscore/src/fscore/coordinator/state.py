@@ -29,6 +29,7 @@ class CoursePlan:
     join_timeout_s: float | None = None  # start with whoever joined this long after the coordinator started
     min_participants: int = 1  # ...if at least this many did
     max_samples_factor: float = 1.0  # an update may claim at most this x the samples its sender declared
+    client_metrics: str = "clients"  # the participants' metrics' prefix: clients (test split) or validation
     private: tuple[str, ...] = ()  # parameters that never leave a participant (model.share, personalization)
 
 

@@ -8,7 +8,8 @@ replies to the coordinator in virtual-time order, until the course finishes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,18 +63,46 @@ class _Tracking(Outbox):
 
 def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, progress: bool | None = None,
                    trainer: type[Trainer] | None = None, snapshot_every: int | None = None,
-                   snapshot_dir: Path | None = None, restore: CourseSnapshot | None = None) -> CourseResult:
+                   snapshot_dir: Path | None = None, restore: CourseSnapshot | None = None,
+                   pause_at: int | None = None) -> CourseResult:
+    with _intra_op_threads(config.simulation.threads):
+        return _run(config, output_dir=output_dir, progress=progress, trainer=trainer, snapshot_every=snapshot_every,
+                    snapshot_dir=snapshot_dir, restore=restore, pause_at=pause_at)
+
+
+@contextmanager
+def _intra_op_threads(threads: int) -> Iterator[None]:
+    """``simulation.threads``: torch's intra-op thread count for the run, put back afterwards."""
+    if threads == 0:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(config: CourseConfig, *, output_dir: Path | None, progress: bool | None, trainer: type[Trainer] | None,
+         snapshot_every: int | None, snapshot_dir: Path | None, restore: CourseSnapshot | None,
+         pause_at: int | None) -> CourseResult:
     """Run ``config`` to the end; ``trainer`` replaces the configured trainer (benchmarks use NoOpTrainer).
 
     ``snapshot_every`` N: write the course's snapshot to ``snapshot_dir`` (default ``output_dir/snapshots``)
     each time N more rounds are aggregated. ``restore``: continue the course from that snapshot instead of
-    starting it (it must be of this config; ``rounds`` may be larger).
+    starting it (it must be of this config; ``rounds`` may be larger). ``pause_at`` R: stop once round R is
+    aggregated and evaluated, at rest, and snapshot the course there (``summary["paused_at"]`` names the file):
+    tuning trains a trial rung by rung this way, and a paused course restored with the same config ends bit for
+    bit as if it had never paused.
     """
     started = time.perf_counter()
     builder = CourseBuilder(config)
     if restore is not None:
         check_fits(restore, config, "the snapshot")
-    if snapshot_every is not None or restore is not None:
+    if snapshot_every is not None or restore is not None or pause_at is not None:
         for key, entry, cls in builder.plugins:
             if getattr(cls, "snapshot_refusal", ""):
                 raise ConfigError(f"{key}: a course with plug-in {cls.name} cannot be snapshotted: "
@@ -82,8 +111,10 @@ def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, prog
             if restore is not None and fixed and config.rounds != restore.planned_rounds:
                 raise ConfigError(f"rounds: plug-in {cls.name} ({key}) {fixed}, so a course restored with it keeps "
                                   f"rounds={restore.planned_rounds} (not {config.rounds})")
-    if snapshot_every is not None:
-        if snapshot_every < 1:
+    if pause_at is not None and not 0 < pause_at < config.rounds:
+        raise ConfigError(f"pause_at: round {pause_at} is not inside the course's {config.rounds} rounds")
+    if snapshot_every is not None or pause_at is not None:
+        if snapshot_every is not None and snapshot_every < 1:
             raise ConfigError(f"--snapshot-every: must be at least 1 round, not {snapshot_every}")
         snapshot_dir = snapshot_dir or (output_dir / "snapshots" if output_dir is not None else None)
         if snapshot_dir is None:
@@ -128,11 +159,12 @@ def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, prog
         writer.resume(restore.metrics, coordinator.state.aggregations)
         log.info("restored", course=config.course_id, round=restore.round, virtual_time=restore.virtual_time)
     at_rest = None
-    if snapshot_every is not None:
+    if snapshot_every is not None or pause_at is not None:
         assert snapshot_dir is not None
-        at_rest = _Snapshots(config, parts, network, writer, snapshot_every, snapshot_dir)
+        at_rest = _Snapshots(config, parts, network, writer, snapshot_every, snapshot_dir, pause_at)
     _drive(coordinator, coord_comm, participants, addressed, network, config, progress,
            restored=restore is not None, at_rest=at_rest)
+    paused = at_rest is not None and at_rest.paused is not None
 
     summary = {
         **course_summary(config, coordinator, builder.catalog.codec, started),
@@ -141,46 +173,61 @@ def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, prog
         "records": {t: embedded.end_offset(t) for t in (topics.coordinator, topics.broadcast)},
         **({"restored_from_round": restore.round} if restore is not None else {}),
         **({"snapshots": at_rest.written} if at_rest is not None else {}),
+        **({"finish_reason": "paused", "paused_at": at_rest.paused} if paused and at_rest is not None else {}),
     }
-    publish_finished(embedded, topics, builder.catalog, config.course_id, summary["finish_reason"], summary["rounds"],
-                     summary["model_sha256"], coord_trust)
+    if not paused:
+        publish_finished(embedded, topics, builder.catalog, config.course_id, summary["finish_reason"],
+                         summary["rounds"], summary["model_sha256"], coord_trust)
     writer.summary(summary)
     log.info("summary", **{k: v for k, v in summary.items() if k in SUMMARY_LOG_KEYS})
     return CourseResult(summary, writer.rows, coordinator, workers, embedded)
 
 
 class _Snapshots:
-    """Writes the course's snapshot when it is at rest and ``every`` more rounds have been aggregated."""
+    """At rest: writes the course's snapshot each time ``every`` more rounds have been aggregated, and stops the
+    course (returns True) with a snapshot once round ``pause_at`` is aggregated and evaluated."""
 
     def __init__(self, config: CourseConfig, parts: list[tuple[Any, Communicator]], network: VirtualNetwork,
-                 writer: RunWriter, every: int, directory: Path) -> None:
+                 writer: RunWriter, every: int | None, directory: Path, pause_at: int | None = None) -> None:
         self.config, self.parts, self.network, self.writer = config, parts, network, writer
-        self.every, self.directory = every, directory
+        self.every, self.directory, self.pause_at = every, directory, pause_at
         coordinator = parts[0][0]
-        self.due = (coordinator.state.round // every + 1) * every
+        self.due = (coordinator.state.round // every + 1) * every if every else None
         self.written: list[str] = []
+        self.paused: str | None = None
 
-    def __call__(self) -> None:
+    def __call__(self) -> bool:
         coordinator = self.parts[0][0]
         s = coordinator.state
-        if s.round < self.due or s.round >= self.config.rounds or coordinator.finished:
-            return
-        snapshot = take(self.config, s.round, coordinator.now, self.parts, self.network, self.writer.rows)
-        path = self.directory / f"round-{s.round:05d}.avro"
+        if s.round >= self.config.rounds or coordinator.finished:
+            return False
+        if self.pause_at is not None and s.history and s.history[-1].round >= self.pause_at:
+            self.paused = self._write(s.round)
+            return True
+        if self.due is not None and self.every and s.round >= self.due:
+            self._write(s.round)
+            self.due = (s.round // self.every + 1) * self.every
+        return False
+
+    def _write(self, round_: int) -> str:
+        coordinator = self.parts[0][0]
+        snapshot = take(self.config, round_, coordinator.now, self.parts, self.network, self.writer.rows)
+        path = self.directory / f"round-{round_:05d}.avro"
         write_snapshot(path, snapshot)
         self.written.append(str(path))
-        self.due = (s.round // self.every + 1) * self.every
-        log.info("snapshot_written", course=self.config.course_id, round=s.round, path=str(path))
+        log.info("snapshot_written", course=self.config.course_id, round=round_, path=str(path))
+        return str(path)
 
 
 def _drive(coordinator: Coordinator, coord_comm: Communicator,
            participants: dict[str, tuple[Participant, Communicator]], addressed: set[str], network: VirtualNetwork,
            config: CourseConfig, progress: bool | None, *, restored: bool = False,
-           at_rest: Callable[[], None] | None = None) -> None:
+           at_rest: Callable[[], bool] | None = None) -> None:
     """Discrete-event loop: let every worker react to what it has, then deliver the next message in time.
 
     Between the two, every worker has handled what it was given and the rest is in flight on the network:
-    the course is at rest, and ``at_rest`` may snapshot it. A ``restored`` course is not started again.
+    the course is at rest, and ``at_rest`` may snapshot it, or pause it by returning True. A ``restored`` course
+    is not started again.
     """
     from tqdm import tqdm
 
@@ -200,8 +247,8 @@ def _drive(coordinator: Coordinator, coord_comm: Communicator,
             bar.update(coordinator.state.round - bar.n)
             if coordinator.finished and all(p.finished for p, _ in participants.values()):
                 return
-            if moved == 0 and at_rest is not None:
-                at_rest()
+            if moved == 0 and at_rest is not None and at_rest():
+                return
             if moved == 0 and not network.release_next():
                 s = coordinator.state
                 raise CourseStalled(f"course {config.course_id} stalled in round {s.round} (phase {s.phase}): "
