@@ -159,3 +159,42 @@ def test_a_finished_tuning_run_is_not_overwritten(files, tmp_path, capsys):
     assert code == 2 and err == [f"fscope: config error: --output: {out} already holds a tuning run (tune.jsonl); "
                                  "give another directory"]
     assert (out / "tune.jsonl").read_text() == before
+
+
+FEDEX = """\
+plugins:
+  - name: fedex
+    role: all
+    options: {arms: {lr: [0.005, 0.05, 0.3], local_epochs: [1, 2]}}
+"""
+
+
+def test_fedex_draws_each_participants_config_learns_its_policy_and_snapshots_it(files, tmp_path):
+    sets = ["rounds=8", "data.validation_fraction=0.2", "evaluation.split=validation"]
+    (files / "fedex.yaml").write_text(COURSE + FEDEX)
+    config = load_config(files / "fedex.yaml", sets)
+    straight = run_standalone(config, progress=False)
+    policy = straight.summary["plugins"]["fedex"]
+    assert policy["steps"] == 7 and len(policy["weighted_validation_loss"]) == 7
+    assert policy["policy"]["lr"]["0.005"] < 1 / 3 < policy["policy"]["lr"]["0.3"]  # the tiny rate loses
+    # the participants trained with the configurations they were sent: not the course's trainer section
+    plain = run_standalone(load_config(files / "course.yaml", sets), progress=False)
+    assert plain.summary["model_sha256"] != straight.summary["model_sha256"]
+    snapped = run_standalone(config, output_dir=tmp_path / "a", snapshot_every=4, progress=False)
+    restored = run_standalone(config, progress=False, restore=read(Path(snapped.summary["snapshots"][0])))
+    assert restored.summary["model_sha256"] == straight.summary["model_sha256"]
+    assert restored.summary["plugins"] == straight.summary["plugins"]  # the policy was in the snapshot
+
+
+def test_sha_wrapped_around_fedex_tunes_the_candidates_and_best_yaml_rebuilds_the_model(files, tmp_path):
+    summary, lines = _tune(files, tmp_path / "fx", "--method", "sha", "--fedex", "--budget", "30",
+                           "--min-rounds", "1")
+    first = lines[0]["params"]
+    assert {k for k in first} == {"trainer.lr#0", "trainer.lr#1", "trainer.lr#2", "trainer.local_epochs#0",
+                                  "trainer.local_epochs#1", "trainer.local_epochs#2", "trainer.batch_size#0",
+                                  "trainer.batch_size#1"}
+    assert summary["rounds_trained"] <= 30 and summary["test"]["same_model_as_trial"]
+    best = load_config(tmp_path / "fx" / "best.yaml")
+    fedex, = best.plugins
+    assert fedex.name == "fedex" and sorted(fedex.options["arms"]) == ["batch_size", "local_epochs", "lr"]
+    assert run_standalone(best, progress=False).summary["model_sha256"] == summary["test"]["model_sha256"]

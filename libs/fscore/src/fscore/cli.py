@@ -142,7 +142,9 @@ def run(config: Path, overrides: tuple[str, ...], log_level: str, log_json: bool
 @click.option("--study-name", default=None)
 @click.option("--validation-fraction", type=float, default=None,
               help="participants' validation share (default: data.validation_fraction, else 0.2)")
-@click.option("--fedex", is_flag=True, help="FedEx inside each trial (not built yet)")
+@click.option("--fedex", is_flag=True, help="wrap the method around FedEx, which explores the trainer.* keys per "
+              "participant inside each trial")
+@click.option("--fedex-arms", type=int, default=3, show_default=True, help="FedEx's candidates per local key")
 @click.option("--no-test", is_flag=True, help="do not train the chosen config again to report its test metrics")
 @click.option("--output", type=click.Path(path_type=Path), default=Path("runs/tune"), show_default=True)
 @click.option("--no-progress", is_flag=True)

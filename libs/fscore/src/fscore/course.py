@@ -230,7 +230,7 @@ class CourseBuilder:
         train_idx, validation_idx = train_test_split(len(shard.train), c.data.validation_fraction, rng)
         validation = shard.train.subset(validation_idx)
         return ClientData(shard.train.subset(train_idx), validation if c.evaluation.split == "validation"
-                          else shard.test)
+                          else shard.test, validation)
 
     def backend(self, index: int) -> str:
         return self.config.backend_for(index)

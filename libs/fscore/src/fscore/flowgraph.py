@@ -85,7 +85,8 @@ def build_flow_graph(workers: Sequence[BaseWorker], catalog: MessageCatalog) -> 
     for worker in by_role.values():
         for entry in worker.handlers.entries():
             src = _node(worker.role, entry.event)
-            for type_name in sorted(entry.emits):
+            companions = {c for t in entry.emits for c in worker.companions_of(t)}
+            for type_name in sorted({*entry.emits, *companions}):
                 _add_emit_edge(graph, problems, by_role, catalog, worker, entry.handler_name, src, type_name)
             if entry.event.kind == "message":
                 for cond in worker.conditions.values():

@@ -7,9 +7,10 @@ participants: the ``plugins:`` config section), it can
   overwrite warning, naming both handlers);
 - bring message types with their own Avro payload schemas (:meth:`Plugin.message_types`);
 - transform the payloads its worker sends and receives (:meth:`Plugin.outgoing`,
-  :meth:`Plugin.incoming`). The worker runs its plug-ins' transforms in the order the config lists
-  them, on every message, after the handler that sent it and before the handler that takes it:
-  DP noise, masking, encryption and poisoning are all such transforms;
+  :meth:`Plugin.incoming`), and send its own messages alongside one leaving (:attr:`Plugin.companions`).
+  The worker runs its plug-ins' transforms in the order the config lists them, on every message, after
+  the handler that sent it and before the handler that takes it: DP noise, masking, encryption and poisoning
+  are all such transforms;
 - keep state. A plug-in's state must be a function of the course config and of the messages its
   worker handled, and its randomness drawn from :meth:`Plugin.rng` (seeded by course, plug-in,
   participant and the caller's stream). Then a restarted coordinator that re-feeds its inbox, and
@@ -87,6 +88,9 @@ class Plugin:
     snapshot_exclude: ClassVar[tuple[str, ...]] = ("context", "options")
     #: why a course with this plug-in cannot be snapshotted, or "" when it can
     snapshot_refusal: ClassVar[str] = ""
+    #: message type -> the plug-in's own message types its outgoing transform may send (``worker.send``) when it
+    #: sees one of that type leave; they are sent before it, so a receiver has them first (FedEx's configs)
+    companions: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     @classmethod
     def snapshot_fixes_rounds(cls, options: BaseModel) -> str:
@@ -178,6 +182,7 @@ PLUGINS: Registry[Plugin] = Registry("plugin", {
     "property_inference": "fscore.attacks.inference:PropertyInference",
     "secure_aggregation": "fscore.secagg.plugin:SecureAggregation",
     "paillier": "fscore.secagg.paillier:PaillierAggregation",
+    "fedex": "fscore.tune.fedex:FedEx",
 })
 
 

@@ -53,7 +53,8 @@ class Extension(Protocol):
 class BaseWorker:
     role: ClassVar[str] = ""
     #: what the course builds and wires, never a snapshot's state (fscore.snapshot.state)
-    snapshot_exclude: ClassVar[tuple[str, ...]] = ("handlers", "conditions", "outbox", "catalog", "_active")
+    snapshot_exclude: ClassVar[tuple[str, ...]] = ("handlers", "conditions", "outbox", "catalog", "_active",
+                                                   "_companions")
 
     def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox,
                  incarnation: str = "0") -> None:
@@ -71,6 +72,7 @@ class BaseWorker:
         # Message ids must stay unique when a process restarts and its sequence starts again.
         self.incarnation = incarnation
         self._active: HandlerEntry | None = None
+        self._companions: frozenset[str] = frozenset()  # what the running outgoing transform may send too
         #: the plug-ins in effect, in config order; their transforms run in this order on every message
         self.plugins: list[Extension] = []
         self.install_default_handlers()
@@ -181,7 +183,7 @@ class BaseWorker:
              *, timestamp: float | None = None) -> Message:
         """Send a message from the running handler, which must have declared ``type_name`` in its emits."""
         active = self._active
-        if active is not None and type_name not in active.emits:
+        if active is not None and type_name not in active.emits and type_name not in self._companions:
             raise UndeclaredEmitError(f"{self.address}: handler {active.handler_name} for {active.event} sent "
                                       f"{type_name!r} but declares emits {sorted(active.emits)}")
         self._sequence += 1
@@ -192,10 +194,21 @@ class BaseWorker:
         self.outbox.send(message)
         return message
 
+    def companions_of(self, type_name: str) -> set[str]:
+        """The message types this worker's plug-ins send alongside a ``type_name`` they see leave (the flow graph
+        draws them as the sending handler's)."""
+        return {c for plugin in self.plugins for c in getattr(plugin, "companions", {}).get(type_name, ())}
+
     def _transformed(self, message: Message, direction: str) -> Message:
-        """``message`` through the plug-ins' transforms of ``direction``; they may change the payload only."""
+        """``message`` through the plug-ins' transforms of ``direction``; they may change the payload only. An
+        outgoing transform may also send the companion types its plug-in declares for this type (sent first)."""
         for plugin in self.plugins:
-            changed = getattr(plugin, direction)(self, message)
+            allowed = getattr(plugin, "companions", {}).get(message.type, ()) if direction == "outgoing" else ()
+            outer, self._companions = self._companions, frozenset(allowed)
+            try:
+                changed = getattr(plugin, direction)(self, message)
+            finally:
+                self._companions = outer
             if dataclasses.replace(changed, payload=message.payload) != message:
                 raise FscoreError(f"{self.address}: plug-in {plugin.label}'s {direction} transform changed the "
                                   f"envelope of {message.type} {message.id} (a transform may change the payload only)")

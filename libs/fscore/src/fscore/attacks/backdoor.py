@@ -101,7 +101,7 @@ class Backdoor(UpdateRewriter):
         x, y = train.x.copy(), train.y.copy()
         x[chosen] = stamp(train.x[chosen], self._input_shape, self.options, self._pattern)
         y[chosen] = self.options.target_label
-        worker.data = ClientData(Dataset(x, y), data.test)  # type: ignore[attr-defined]
+        worker.data = ClientData(Dataset(x, y), data.test, data.validation)  # type: ignore[attr-defined]
         self.poisoned = len(chosen)
         log.warning("backdoor_participant", participant=worker.address, kind=self.options.kind,
                     poisoned=self.poisoned, target=self.options.target_label, boost=self.options.boost)

@@ -26,7 +26,8 @@ class Dataset:
 @dataclass(frozen=True)
 class ClientData:
     train: Dataset
-    test: Dataset
+    test: Dataset  # the split the participant is evaluated on (its validation split with evaluation.split)
+    validation: Dataset | None = None  # data.validation_fraction of its training examples, kept back
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,11 @@ class Task:
         return y
 
     def apply(self, data: ClientData) -> ClientData:
-        return ClientData(Dataset(data.train.x, self.relabel(data.train.y)), Dataset(data.test.x,
-                                                                                      self.relabel(data.test.y)))
+        def relabelled(d: Dataset) -> Dataset:
+            return Dataset(d.x, self.relabel(d.y))
+
+        return ClientData(relabelled(data.train), relabelled(data.test),
+                          None if data.validation is None else relabelled(data.validation))
 
 
 class Parity(Task):

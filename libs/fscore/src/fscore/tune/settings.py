@@ -36,7 +36,9 @@ class TuneSettings(BaseModel):
     validation_fraction: float | None = Field(None, gt=0, lt=1, description=(
         "the participants' validation share; default: the config's data.validation_fraction, else 0.2"))
     test: bool = True
-    fedex: bool = False
+    fedex: bool = Field(False, description="wrap the method around FedEx, which explores the space's trainer.* keys "
+                                           "per participant and round inside each trial")
+    fedex_arms: int = Field(3, ge=2, description="FedEx: candidate values drawn per local key for each trial")
 
     @property
     def metric(self) -> str:
@@ -79,8 +81,6 @@ def fidelity(settings: TuneSettings, config_rounds: int, eval_every: int) -> lis
 def sampler_and_pruner(settings: TuneSettings, r_min: int, r_max: int) -> tuple[Any, Any]:
     import optuna
 
-    if settings.fedex:
-        raise ConfigError("--fedex: FedEx is not built yet (issue 17, part 3); tune without it")
     if settings.method == "bo":
         sampler: Any = optuna.samplers.TPESampler(seed=settings.seed)
     else:

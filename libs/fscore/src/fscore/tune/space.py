@@ -14,7 +14,7 @@ the config refuses, is one line naming it), and every range must hold a value.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -100,6 +100,14 @@ class _SpaceFile(BaseModel):
     dimensions: dict[str, Dimension]
 
 
+def _draw(trial: Any, name: str, d: Any) -> Any:
+    if isinstance(d, Categorical):
+        return trial.suggest_categorical(name, d.choices)
+    if isinstance(d, IntRange):
+        return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+    return trial.suggest_float(name, d.low, d.high, log=isinstance(d, LogUniform))
+
+
 class SearchSpace:
     """Config key -> distribution, in the file's order (Optuna's samplers see the same order every run)."""
 
@@ -141,16 +149,19 @@ class SearchSpace:
             raise ConfigError(f"{source}: {key}{' ' + where if where else ''}: {msg}") from None
         return cls(dict(parsed.dimensions), source)
 
-    def suggest(self, trial: Any) -> dict[str, Any]:
-        """One trial's values, drawn by the study's sampler (an ``optuna.Trial``)."""
+    def suggest(self, trial: Any, repeat: Mapping[str, int] | None = None) -> dict[str, Any]:
+        """One trial's values, drawn by the study's sampler (an ``optuna.Trial``). A key in ``repeat`` gets that
+        many values instead of one, as ``key#0``, ``key#1``, ...: FedEx's candidates (a categorical key with no
+        more choices than that takes all of them)."""
         out: dict[str, Any] = {}
         for key, d in self.dimensions.items():
-            if isinstance(d, Categorical):
-                out[key] = trial.suggest_categorical(key, d.choices)
-            elif isinstance(d, IntRange):
-                out[key] = trial.suggest_int(key, d.low, d.high, step=d.step, log=d.log)
+            count = (repeat or {}).get(key)
+            if count is None:
+                out[key] = _draw(trial, key, d)
+            elif isinstance(d, Categorical) and len(d.choices) <= count:
+                out.update({f"{key}#{j}": c for j, c in enumerate(d.choices)})
             else:
-                out[key] = trial.suggest_float(key, d.low, d.high, log=isinstance(d, LogUniform))
+                out.update({f"{key}#{j}": _draw(trial, f"{key}#{j}", d) for j in range(count)})
         return out
 
     def corners(self) -> list[dict[str, Any]]:

@@ -50,6 +50,13 @@ class _Trial:
         return int(self.handle.number)
 
 
+@dataclass(frozen=True)
+class _Best:
+    number: int
+    params: dict[str, Any]
+    value: float
+
+
 class Tuner:
     def __init__(self, config_path: Path, overrides: list[str], space: SearchSpace, settings: TuneSettings,
                  output: Path) -> None:
@@ -64,14 +71,28 @@ class Tuner:
         self.rungs = fidelity(settings, self.base.rounds, self.base.evaluation.every)
         self.r_max = self.rungs[-1]
         self.sampler, self.pruner = sampler_and_pruner(settings, self.rungs[0], self.r_max)
+        # --fedex: FedEx explores the local keys inside each trial among candidates the outer method draws
+        self.fedex = {k: settings.fedex_arms for k in space.dimensions if k.startswith("trainer.")} \
+            if settings.fedex else {}
+        if settings.fedex and not self.fedex:
+            raise ConfigError(f"--fedex: {space.source} has no trainer.* key for FedEx to explore per participant")
         space.check(self.trial_config)  # every key and both ends of its range, before anything is written
         if (output / "tune.jsonl").exists():
             raise ConfigError(f"--output: {output} already holds a tuning run (tune.jsonl); give another directory")
 
     def trial_config(self, params: dict[str, Any], split: str = "validation") -> CourseConfig:
-        """The course a trial trains: the base config with the trial's values, at full fidelity."""
+        """The course a trial trains: the base config with the trial's values, at full fidelity. With ``--fedex``
+        the candidates of each local key (``trainer.lr#0``, ...) become the arms of a FedEx plug-in."""
+        plain = {k: v for k, v in params.items() if "#" not in k}
+        arms: dict[str, list[Any]] = {}
+        for key, value in params.items():
+            if "#" in key:
+                arms.setdefault(key.partition("#")[0].removeprefix("trainer."), []).append(value)
+        if arms:
+            plain["plugins"] = [*(p.model_dump(mode="json") for p in self.base.plugins),
+                                {"name": "fedex", "role": "all", "options": {"arms": arms}}]
         return load_config(self.config_path, self.overrides, values={
-            **params, "rounds": self.r_max, "data.validation_fraction": self.validation_fraction,
+            **plain, "rounds": self.r_max, "data.validation_fraction": self.validation_fraction,
             "evaluation.split": split, "simulation.progress": False, "simulation.threads": self.threads})
 
     def run(self, progress: bool = True) -> dict[str, Any]:
@@ -143,7 +164,8 @@ class Tuner:
 
     def _ask(self, study: Any) -> _Trial:
         handle = study.ask()
-        params = self.space.suggest(handle)
+        params = self.space.suggest(handle, self.fedex)
+        handle.set_user_attr("values", params)
         return _Trial(handle, params, self.trial_config(params))
 
     def _job(self, trial: _Trial) -> Rung:
@@ -187,7 +209,9 @@ class Tuner:
         if not complete:
             log.warning("no_trial_completed", hint="raise --budget: no trial reached its full fidelity")
             return None
-        return study.best_trial
+        best = study.best_trial
+        # the config values the trial ran with (FedEx's fixed candidates are not Optuna parameters)
+        return _Best(best.number, dict(best.user_attrs.get("values", best.params)), float(best.value))
 
     def _test(self, train: Callable[[list[Rung]], list[RungResult]], best: Any, tune_log: TuneLog) -> dict[str, Any]:
         """The chosen config, trained again to full fidelity and evaluated on the test split: the only time the
