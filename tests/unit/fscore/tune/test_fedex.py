@@ -80,3 +80,44 @@ def test_a_course_without_validation_splits_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match=r"data\.validation_fraction: fedex judges configurations"):
         CourseBuilder(load_config(path)).check_workers()
+
+
+def test_a_participant_refuses_a_configuration_that_is_not_one_of_the_candidates():
+    from fscore.errors import RejectedMessage
+    from fscore.message import Message
+
+    fedex = FedEx(PluginContext("c", 0, "participant", index=0), arms={"lr": [0.01, 0.1], "local_epochs": [1, 2]})
+    fedex._me = "participant-00000"
+
+    def config(values):
+        return Message("fedex_config", ("participant-00000",), 3, {"configs": {"participant-00000": values},
+                                                                   "arms": {}}, sender="coordinator", id="c/0/9")
+
+    fedex.take(config({"lr": 0.1, "local_epochs": 2.0}))
+    assert fedex.given == {"round": 3, "config": {"lr": 0.1, "local_epochs": 2.0}}
+    for bad in ({"lr": 5.0}, {"momentum": 0.9}, {"local_epochs": 1e9}):
+        with pytest.raises(RejectedMessage, match="not one of fedex's candidates"):
+            fedex.take(config(bad))
+    assert fedex.given["config"] == {"lr": 0.1, "local_epochs": 2.0}
+
+
+def test_a_report_weighs_at_most_what_its_sender_declared_and_a_non_positive_one_is_ignored():
+    from types import SimpleNamespace
+
+    from fscore.message import Message
+
+    fedex = _fedex()
+    member = SimpleNamespace(num_train_samples=30, num_test_samples=8)
+    fedex._coordinator = SimpleNamespace(state=SimpleNamespace(membership=SimpleNamespace(
+        participants={"p1": member, "p2": member})))
+
+    def update(sender, loss, samples):
+        fedex.assigned[f"2/{sender}"] = [0]
+        return Message("model_update", ("coordinator",), 2, {"base_round": 2, "train_metrics": {
+            "fedex.loss": loss, "fedex.samples": samples}}, sender=sender)
+
+    fedex.collect(update("p1", 1e300, 1e12))
+    fedex.collect(update("p2", 0.5, -3.0))
+    assert fedex.pending == [{"sender": "p1", "arms": [0], "loss": 1e6, "samples": 38.0}]
+    fedex._step()
+    assert np.isfinite(fedex.z[0]).all() and fedex.theta[0].min() > 0

@@ -27,7 +27,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fscore.config import TrainerConfig
-from fscore.errors import ConfigError, FscoreError
+from fscore.errors import ConfigError, FscoreError, RejectedMessage
 from fscore.events import on_message
 from fscore.message import COORDINATOR, MODEL_PARAMETERS, MODEL_UPDATE, PARTICIPANT, Message
 from fscore.plugins import MessageType, Plugin, PluginContext, replace_payload
@@ -36,6 +36,8 @@ from fscore.worker import BaseWorker
 log = structlog.get_logger("fscore.fedex")
 
 FEDEX_CONFIG = "fedex_config"
+_LOSS_BOUND = 1e6  # a reported loss is clipped to +-this
+_Z_FLOOR = -50.0  # log-probability floor of an arm before normalizing
 _SCHEMA = {
     "type": "record", "name": "FedExConfig", "namespace": "fscope.payload.fedex",
     "doc": "Each receiver's local hyperparameters for the round (FedEx): address -> trainer key -> value, and the "
@@ -85,7 +87,7 @@ class FedEx(Plugin):
     roles = frozenset({COORDINATOR, PARTICIPANT})
     Options = FedExOptions
     companions: ClassVar[Mapping[str, tuple[str, ...]]] = {MODEL_PARAMETERS: (FEDEX_CONFIG,)}
-    snapshot_exclude = (*Plugin.snapshot_exclude, "_me")
+    snapshot_exclude = (*Plugin.snapshot_exclude, "_me", "_coordinator")
 
     def __init__(self, context: PluginContext, **options: Any) -> None:
         super().__init__(context, **options)
@@ -115,6 +117,7 @@ class FedEx(Plugin):
 
     def install(self, worker: BaseWorker) -> None:
         if worker.role == COORDINATOR:
+            self._coordinator = worker
             worker.extend(on_message(MODEL_UPDATE), self.collect)
             return
         self._me = worker.address
@@ -153,11 +156,21 @@ class FedEx(Plugin):
     def collect(self, msg: Message) -> None:
         """An accepted update: its report joins the next step, paired with the arms its sender was given."""
         picks = self.assigned.pop(f"{msg.payload['base_round']}/{msg.sender}", None)
-        metrics = msg.payload["train_metrics"]
+        metrics = msg.payload["train_metrics"]  # finite: the coordinator refused the update otherwise
         if picks is None or "fedex.loss" not in metrics:
             return
-        self.pending.append({"sender": msg.sender, "arms": picks, "loss": float(metrics["fedex.loss"]),
-                             "samples": float(metrics.get("fedex.samples", 1.0))})
+        samples = float(metrics.get("fedex.samples", 1.0))
+        info = self._coordinator.state.membership.participants.get(msg.sender)  # type: ignore[attr-defined]
+        declared = info.num_train_samples + info.num_test_samples if info is not None else 0
+        if not samples > 0:
+            log.warning("fedex_report_ignored", sender=msg.sender, round=msg.round,
+                        reason=f"fedex.samples {samples} is not positive")
+            return
+        # a report weighs at most the examples its sender declared, and its loss is bounded, so one participant
+        # cannot blow up the policy
+        self.pending.append({"sender": msg.sender, "arms": picks,
+                             "loss": min(max(float(metrics["fedex.loss"]), -_LOSS_BOUND), _LOSS_BOUND),
+                             "samples": min(samples, float(max(declared, 1)))})
 
     def _step(self) -> None:
         """One exponentiated-gradient step of every policy on the reports since the last (FedEx's update)."""
@@ -183,7 +196,7 @@ class FedEx(Plugin):
                     arm = report["arms"][j]
                     grad[arm] += w * (loss - baseline) / theta[arm]
                 eta0 = (self.options.eta0 or math.sqrt(2 * math.log(len(z)))) if len(z) > 1 else 0.0
-                z = z - eta0 / math.sqrt(self.steps) * grad
+                z = np.maximum(z - eta0 / math.sqrt(self.steps) * grad, _Z_FLOOR)  # no arm's probability hits 0
                 self.z[j] = z - np.logaddexp.reduce(z)
             self.entropy.append(sum(_entropy(t) for t in self.theta))
             if self.entropy[-1] < self.options.cutoff:
@@ -205,8 +218,13 @@ class FedEx(Plugin):
     def take(self, msg: Message) -> None:
         """The coordinator's configuration for this participant's next training."""
         mine = msg.payload["configs"].get(self._me)
-        if mine is not None:
-            self.given = {"round": msg.round, "config": dict(mine)}
+        if mine is None:
+            return
+        for key, value in mine.items():  # only this course's candidates: nothing else reaches the trainer
+            if key not in self.options.arms or value not in self.options.arms[key]:
+                raise RejectedMessage(f"{FEDEX_CONFIG} of round {msg.round} (id {msg.id}) sets {key}={value}, "
+                                      f"which is not one of fedex's candidates {self.options.arms.get(key, [])}")
+        self.given = {"round": msg.round, "config": dict(mine)}
 
     def incoming(self, worker: BaseWorker, message: Message) -> Message:
         if worker.role == PARTICIPANT and message.type == MODEL_PARAMETERS and self.given is not None \
