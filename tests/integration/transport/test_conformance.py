@@ -95,6 +95,18 @@ def test_consumer_resumes_after_its_group_commit(transport, topic):
     assert len(other) == 5
 
 
+def test_a_consumer_may_start_at_given_offsets_instead_of_its_group_commit(transport, topic):
+    for i in range(6):
+        transport.publish(topic, bytes([i]))
+    transport.flush()
+    committed = transport.consumer([topic], group="started")
+    committed.commit(drain(committed, 6)[0])
+    committed.close()
+    got = drain(transport.consumer([topic], group="started", start={(topic, 0): 4}), 2)
+    assert [r.offset for r in got] == [4, 5]  # nothing before the start is read
+    assert [r.offset for r in drain(transport.consumer([topic], group="started"), 5)] == [1, 2, 3, 4, 5]
+
+
 def test_keyed_consumer_reads_only_its_key(transport, topic):
     keyed = topic + ".keyed"
     keys = [f"participant-{i:05d}".encode() for i in range(10)]

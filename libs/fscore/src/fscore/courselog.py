@@ -4,7 +4,7 @@ Recovery (a restarted coordinator rebuilding itself, :func:`fscore.service.recov
 (:mod:`fscore.replay`) both read a course's topics and re-feed its inbox; this is the one place
 that does it. The meta topic holds what the course's coordinators write besides messages: the
 manifest (written once, by the first incarnation), one ``coordinator_started`` record per
-incarnation, and the finish record.
+incarnation, the coordinator's snapshots (every N rounds, when asked for), and the finish record.
 """
 
 from __future__ import annotations
@@ -21,7 +21,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fscore.config import CourseConfig, config_from_dict
 from fscore.errors import ConfigError, TransportError, Unauthenticated
 from fscore.intake import IntakeCounts, RecordDecoder, take
-from fscore.message import COORDINATOR, COORDINATOR_STARTED, COURSE_FINISHED, COURSE_MANIFEST, Message, MessageCatalog
+from fscore.message import (
+    COORDINATOR,
+    COORDINATOR_SNAPSHOT,
+    COORDINATOR_STARTED,
+    COURSE_FINISHED,
+    COURSE_MANIFEST,
+    Message,
+    MessageCatalog,
+)
 from fscore.topics import CourseTopics
 from fscore.transport.base import Record, Transport
 from fscore.trust.keys import KeyRing, raw_public
@@ -45,11 +53,14 @@ class Capture(Outbox):
 
 
 def read_topic(transport: Transport, topic: str, *, timeout: float = 120.0,
-               until: Mapping[int, int] | None = None) -> Iterator[Record]:
-    """Every record of ``topic`` from offset 0 up to its current end (or ``until``), in log order per partition."""
+               until: Mapping[int, int] | None = None, start: Mapping[int, int] | None = None) -> Iterator[Record]:
+    """Every record of ``topic`` from offset 0 (or ``start``) up to its current end (or ``until``), in log order
+    per partition. Nothing before ``start`` is fetched."""
     ends = transport.end_offsets(topic) if until is None else until
-    remaining = {p: end for p, end in ends.items() if end > 0}
-    consumer = transport.consumer([topic], group=f"replay-{uuid.uuid4().hex[:10]}")
+    first = dict(start or {})
+    remaining = {p: end for p, end in ends.items() if end > first.get(p, 0)}
+    consumer = transport.consumer([topic], group=f"replay-{uuid.uuid4().hex[:10]}",
+                                  start={(topic, p): o for p, o in first.items()})
     deadline = time.monotonic() + timeout
     try:
         while remaining:
@@ -146,7 +157,7 @@ def _skipped(record: Record, reason: str) -> None:
     log.warning("meta_record_skipped", topic=record.topic, offset=record.offset, reason=reason)
 
 
-_META_TYPES = (COURSE_MANIFEST, COURSE_FINISHED, COORDINATOR_STARTED)
+_META_TYPES = (COURSE_MANIFEST, COURSE_FINISHED, COORDINATOR_STARTED, COORDINATOR_SNAPSHOT)
 
 
 def publish_started(transport: Transport, topics: CourseTopics, catalog: MessageCatalog, config: CourseConfig,
@@ -237,3 +248,23 @@ def read_manifest(transport: Transport, topics: CourseTopics, catalog: MessageCa
     if found is None:
         raise TransportError(f"no course manifest on {topics.meta}: was course {topics.course!r} run with this prefix?")
     return found[0]
+
+
+def publish_snapshot(transport: Transport, topics: CourseTopics, catalog: MessageCatalog, config: CourseConfig,
+                     incarnation: str, round_: int, inbox_offset: int, fingerprint: str, snapshot: bytes,
+                     trust: WorkerTrust | None = None) -> None:
+    """The coordinator's state at rest, having handled its inbox up to ``inbox_offset``
+    (:mod:`fscore.service.snapshots`)."""
+    header = Header(f"{COORDINATOR}/{incarnation}/snapshot-{inbox_offset}", config.course_id, COORDINATOR_SNAPSHOT,
+                    COORDINATOR, (), round_, 0.0)
+    _publish_meta(transport, topics, catalog.codec.encode(header, {
+        "incarnation": incarnation, "round": round_, "inbox_offset": inbox_offset, "fingerprint": fingerprint,
+        "snapshot": snapshot}), trust)
+
+
+def snapshot_records(transport: Transport, topics: CourseTopics, catalog: MessageCatalog,
+                     verifier: Verifier | None = None) -> list[tuple[dict[str, Any], Record]]:
+    """The coordinator's snapshot records on the meta topic, newest first (in a signed course, signed ones only)."""
+    found = [(payload, record) for header, payload, record in meta_records(transport, topics, catalog, verifier)
+             if header.type == COORDINATOR_SNAPSHOT]
+    return found[::-1]

@@ -32,6 +32,7 @@ REFUSE = "refuse"  # a participant whose model does not fit the agreed layout is
 COURSE_MANIFEST = "course_manifest"
 COURSE_FINISHED = "course_finished"
 COORDINATOR_STARTED = "coordinator_started"
+COORDINATOR_SNAPSHOT = "coordinator_snapshot"  # a deployed coordinator's state, every N rounds (issue 17)
 
 _BUILTIN_ROLES: dict[str, Role] = {
     JOIN_IN: "coordinator",

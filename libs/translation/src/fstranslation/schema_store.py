@@ -34,6 +34,7 @@ BUILTIN_PAYLOADS: dict[str, str | tuple[str, ...]] = {
     "course_manifest": ("course_manifest.v1.avsc", "course_manifest.avsc"),
     "course_finished": "course_finished.avsc",
     "coordinator_started": ("coordinator_started.v1.avsc", "coordinator_started.avsc"),
+    "coordinator_snapshot": "coordinator_snapshot.avsc",
 }
 
 

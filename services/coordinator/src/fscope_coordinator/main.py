@@ -1,11 +1,14 @@
 """``fscope-coordinator``: the coordinator process.
 
-    fscope-coordinator serve [CONFIG] [--set k=v ...] [--output DIR]     (or: fscope coordinator serve ...)
+    fscope-coordinator serve [CONFIG] [--set k=v ...] [--output DIR] [--snapshot-every N]
+                                                                          (or: fscope coordinator serve ...)
     fscope-coordinator describe [CONFIG]
 
 It creates the course's topics, writes the course manifest, and runs the same Coordinator as the
 standalone runner, over Kafka. Restarted, it rebuilds its state from its inbox up to its committed
-offset (event sourcing) and carries on; a restart with a different course config is refused.
+offset (event sourcing) and carries on; a restart with a different course config is refused. With
+``--snapshot-every N`` it writes its state to the meta topic every N rounds, and a restart restores the
+latest snapshot and re-feeds only the inbox after it (:mod:`fscore.service.snapshots`).
 It imports neither torch nor TensorFlow: it aggregates numpy arrays decoded from the wire and
 evaluates logreg/MLP models on its held-out set in numpy.
 Exit codes: 0 finished, 1 error, 2 bad config, 3 Kafka unreachable, 4 stopped by a signal.
@@ -32,7 +35,7 @@ from fscore.courselog import (
     publish_manifest,
     publish_started,
 )
-from fscore.errors import TransportError
+from fscore.errors import ConfigError, TransportError
 from fscore.message import COORDINATOR
 from fscore.results import RunWriter, course_summary
 from fscore.service import (
@@ -49,6 +52,8 @@ from fscore.service import (
 )
 from fscore.service import serve as serve_worker
 from fscore.service.entry import config_options, start
+from fscore.service.snapshots import CoordinatorSnapshots, restore_latest
+from fscore.snapshot.course import snapshot_refusal
 from fscore.trust.setup import WorkerTrust, coordinator_trust
 from fscore.worker import Outbox
 
@@ -60,15 +65,22 @@ def build_coordinator(config_path: Path, overrides: list[str]) -> Coordinator:
     return builder.coordinator(Outbox())
 
 
-def prepared(config: CourseConfig) -> tuple[CourseBuilder, WorkerTrust, str]:
-    """Everything that can be refused before Kafka is touched: the course, its flow, and its keys."""
+def prepared(config: CourseConfig, snapshot_every: int | None = None) -> tuple[CourseBuilder, WorkerTrust, str]:
+    """Everything that can be refused before Kafka is touched: the course, its flow, its keys and snapshots."""
     builder = checked_builder(config)
+    if snapshot_every is not None:
+        if snapshot_every < 1:
+            raise ConfigError(f"--snapshot-every: must be at least 1 round, not {snapshot_every}")
+        refusal = snapshot_refusal(builder.plugins)
+        if refusal is not None:
+            raise ConfigError(f"--snapshot-every: {refusal}")
     incarnation = new_incarnation()
     addresses = [participant_address(i) for i in range(config.participants)]
     return builder, coordinator_trust(config, addresses, incarnation, service=True), incarnation
 
 
-def run(builder: CourseBuilder, trust: WorkerTrust, incarnation: str, output: Path | None) -> int:
+def run(builder: CourseBuilder, trust: WorkerTrust, incarnation: str, output: Path | None,
+        snapshot_every: int | None = None) -> int:
     started = time.perf_counter()
     config = builder.config
     topics, catalog = builder.topics, builder.catalog
@@ -113,13 +125,26 @@ def run(builder: CourseBuilder, trust: WorkerTrust, incarnation: str, output: Pa
     def on_evaluation(evaluation: Evaluation) -> None:
         writer.evaluation(evaluation, time.perf_counter() - started)
 
-    coordinator = builder.coordinator(communicator, evaluator=builder.numpy_evaluator(), on_evaluation=on_evaluation,
-                                      on_aggregation=writer.aggregation, clock="wall", incarnation=incarnation)
     started_at = manifest[1] if manifest is not None and manifest[1] else None  # the join deadline counts from it
-    alarm = WallAlarm(coordinator, started=started_at)
-    # a restart picks up where the last incarnation committed, its countdowns where they were
+
+    def build() -> tuple[Coordinator, WallAlarm]:
+        made = builder.coordinator(communicator, evaluator=builder.numpy_evaluator(), on_evaluation=on_evaluation,
+                                   on_aggregation=writer.aggregation, clock="wall", incarnation=incarnation)
+        return made, WallAlarm(made, started=started_at)
+
+    # a restart picks up where the last incarnation committed, from its latest snapshot if there is one, its
+    # countdowns where they were
+    restored = None
+    if restarted:
+        committed = transport.committed(COORDINATOR, topics.coordinator, 0)
+        coordinator, alarm, restored = restore_latest(build, writer, transport, topics, catalog, config, committed,
+                                                      trust.verifier)
+    else:
+        coordinator, alarm = build()
     recovered = recover(coordinator, transport, topics, catalog, observe=alarm.observe_record,
-                        verifier=trust.verifier)
+                        verifier=trust.verifier, start=restored.inbox_offset if restored is not None else 0)
+    snapshots = CoordinatorSnapshots(coordinator, communicator, alarm, writer, config, incarnation, trust,
+                                     snapshot_every)
     if not restarted:
         coordinator.start()
     communicator.subscribe(COORDINATOR)
@@ -129,6 +154,7 @@ def run(builder: CourseBuilder, trust: WorkerTrust, incarnation: str, output: Pa
     def tick() -> None:
         alarm()
         lease.held()  # keeps the membership alive (the broker counts a member that stops polling as gone)
+        snapshots()  # at rest: the batch just handled is committed
 
     code = serve_worker(coordinator, communicator, done=lambda: coordinator.finished,
                  poll_timeout=config.transport.kafka.poll_timeout_s, stop=StopFlag(), tick=tick)
@@ -137,7 +163,9 @@ def run(builder: CourseBuilder, trust: WorkerTrust, incarnation: str, output: Pa
         publish_finished(transport, topics, catalog, config.course_id, coordinator.state.finish_reason,
                          coordinator.state.round, summary["model_sha256"], trust)
     writer.summary({**summary, "dead_lettered": communicator.dead_lettered, "intake": communicator.intake.as_dict(),
-                    "recovered_records": recovered, "exit_code": code})
+                    "recovered_records": recovered, "exit_code": code,
+                    "recovered_from_snapshot": restored.as_dict() if restored is not None else None,
+                    "snapshots_written": snapshots.written})
     lease.close()
     transport.close()
     log.info("exiting", course=config.course_id, code=code, finished=coordinator.finished)
@@ -153,9 +181,12 @@ def cli() -> None:
 @config_options
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="directory for summary.json and metrics.jsonl")
-def serve(config: str | None, overrides: tuple[str, ...], output: Path | None) -> int:
+@click.option("--snapshot-every", type=int, default=None, metavar="N",
+              help="write the coordinator's snapshot to the meta topic every N rounds; a restart recovers from it")
+def serve(config: str | None, overrides: tuple[str, ...], output: Path | None, snapshot_every: int | None) -> int:
     return start("fscope-coordinator", json_logs=True,
-                 prepare=lambda: prepared(service_config(config, list(overrides))), act=lambda p: run(*p, output))
+                 prepare=lambda: prepared(service_config(config, list(overrides)), snapshot_every),
+                 act=lambda p: run(*p, output, snapshot_every))
 
 
 @cli.command(help="print the coordinator's handlers, without touching Kafka")

@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 
+from fscore.errors import SnapshotError
 from fscore.transport.base import Record
 
 log = structlog.get_logger("fscore.service")
@@ -67,6 +68,21 @@ class WallAlarm:
                     expected=self.coordinator.plan.participants if joining else None,
                     no_update=training, no_metrics=evaluating,
                     hint="set strategy.reply_timeout_s to go on without participants that do not answer")
+
+    def snapshot_state(self) -> dict[str, Any]:
+        """The countdowns, for a coordinator snapshot (:mod:`fscore.service.snapshots`): wall-clock times, so a
+        restored coordinator's alarms ring when they would have."""
+        return {"budget": self._budget, "due": self._due, "rung": self._rung, "dispatch": self._dispatch,
+                "reply_due": [[d, t] for d, t in self._reply_due], "join_due": self._join_due}
+
+    def restore_state(self, tree: dict[str, Any]) -> None:
+        try:
+            self._budget, self._due, self._rung = int(tree["budget"]), float(tree["due"]), bool(tree["rung"])
+            self._dispatch = int(tree["dispatch"])
+            self._reply_due = deque((int(d), float(t)) for d, t in tree["reply_due"])
+            self._join_due = None if tree["join_due"] is None else float(tree["join_due"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SnapshotError(f"coordinator alarms: malformed snapshot state ({type(exc).__name__}: {exc})") from None
 
     def observe_record(self, record: Record) -> None:
         """Recovery: the coordinator has just handled ``record`` again; what it started then started at the

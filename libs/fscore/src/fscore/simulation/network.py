@@ -13,7 +13,7 @@ could have produced, which is what replay reads.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from fscore.transport.base import Consumer, TopicSpec, Transport
 from fstranslation import WireCodec
@@ -69,5 +69,6 @@ class VirtualNetwork(Transport):
     def committed(self, group: str, topic: str, partition: int) -> int:
         return self._log.committed(group, topic, partition)
 
-    def consumer(self, topics: Sequence[str], *, group: str, key: bytes | None = None) -> Consumer:
-        return self._log.consumer(topics, group=group, key=key)
+    def consumer(self, topics: Sequence[str], *, group: str, key: bytes | None = None,
+                 start: Mapping[tuple[str, int], int] | None = None) -> Consumer:
+        return self._log.consumer(topics, group=group, key=key, start=start)

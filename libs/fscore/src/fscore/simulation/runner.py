@@ -28,7 +28,7 @@ from fscore.message import COORDINATOR, PARTICIPANT, Message
 from fscore.participant import Participant
 from fscore.results import SUMMARY_LOG_KEYS, RunWriter, course_summary
 from fscore.simulation.network import VirtualNetwork
-from fscore.snapshot.course import put_back, take
+from fscore.snapshot.course import put_back, snapshot_refusal, take
 from fscore.snapshot.record import CourseSnapshot, check_fits
 from fscore.snapshot.record import write as write_snapshot
 from fscore.trainers.base import Trainer
@@ -103,10 +103,10 @@ def _run(config: CourseConfig, *, output_dir: Path | None, progress: bool | None
     if restore is not None:
         check_fits(restore, config, "the snapshot")
     if snapshot_every is not None or restore is not None or pause_at is not None:
+        refusal = snapshot_refusal(builder.plugins)
+        if refusal is not None:
+            raise ConfigError(refusal)
         for key, entry, cls in builder.plugins:
-            if getattr(cls, "snapshot_refusal", ""):
-                raise ConfigError(f"{key}: a course with plug-in {cls.name} cannot be snapshotted: "
-                                  f"{cls.snapshot_refusal}")
             fixed = cls.snapshot_fixes_rounds(cls.Options(**entry.options)) if hasattr(cls, "Options") else ""
             if restore is not None and fixed and config.rounds != restore.planned_rounds:
                 raise ConfigError(f"rounds: plug-in {cls.name} ({key}) {fixed}, so a course restored with it keeps "

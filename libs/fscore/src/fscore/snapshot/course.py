@@ -9,7 +9,7 @@ messages are released in the same order, to workers in the same state, so it end
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fscore.communicator import Communicator
@@ -54,3 +54,12 @@ def put_back(snapshot: CourseSnapshot, parts: Parts, network: VirtualNetwork | N
     if network is not None:
         network.hold([(h.timestamp, h.sender, h.sequence, h.value, h.key, h.headers) for h in snapshot.in_flight],
                      snapshot.sent)
+
+
+def snapshot_refusal(plugins: Iterable[tuple[str, Any, type]]) -> str | None:
+    """Why a course with these plug-ins (``CourseBuilder.plugins``) cannot be snapshotted, in one line naming the
+    plug-in's key; None when it can."""
+    for key, _entry, cls in plugins:
+        if getattr(cls, "snapshot_refusal", ""):
+            return f"{key}: a course with plug-in {cls.name} cannot be snapshotted: {cls.snapshot_refusal}"
+    return None

@@ -93,11 +93,13 @@ class Transport(ABC):
         """Append one record; a keyed record goes to ``partition_for(key, partitions)``."""
 
     @abstractmethod
-    def consumer(self, topics: Sequence[str], *, group: str, key: bytes | None = None) -> Consumer:
-        """A consumer resuming from ``group``'s committed offsets.
+    def consumer(self, topics: Sequence[str], *, group: str, key: bytes | None = None,
+                 start: Mapping[tuple[str, int], int] | None = None) -> Consumer:
+        """A consumer resuming from ``group``'s committed offsets, or from ``start`` (topic, partition) -> offset.
 
         With ``key``, multi-partition topics are read only in that key's partition, and only
-        records with that key are returned from them.
+        records with that key are returned from them. ``start`` lets a reader begin mid-log: a restarted
+        coordinator reads its inbox from its latest snapshot on, never the records before it.
         """
 
     @abstractmethod

@@ -7,7 +7,7 @@ simulated course exercises the wire format, and the whole log can be read again 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from fscore.errors import TransportError
 from fscore.transport.base import Consumer, Record, TopicSpec, Transport, partition_for
@@ -40,8 +40,9 @@ class EmbeddedLog(Transport):
         log = parts[p]
         log.append(Record(topic, p, len(log), key, bytes(value), tuple(headers), time.time()))
 
-    def consumer(self, topics: Sequence[str], *, group: str, key: bytes | None = None) -> EmbeddedConsumer:
-        return EmbeddedConsumer(self, list(topics), group, key)
+    def consumer(self, topics: Sequence[str], *, group: str, key: bytes | None = None,
+                 start: Mapping[tuple[str, int], int] | None = None) -> EmbeddedConsumer:
+        return EmbeddedConsumer(self, list(topics), group, key, start or {})
 
     def read(self, topic: str, partition: int = 0, start: int = 0) -> Iterator[Record]:
         """Every record of one partition from ``start``: what replay reads."""
@@ -62,7 +63,8 @@ class EmbeddedLog(Transport):
 
 
 class EmbeddedConsumer(Consumer):
-    def __init__(self, log: EmbeddedLog, topics: list[str], group: str, key: bytes | None) -> None:
+    def __init__(self, log: EmbeddedLog, topics: list[str], group: str, key: bytes | None,
+                 start: Mapping[tuple[str, int], int]) -> None:
         self._log = log
         self._group = group
         self._key = key
@@ -71,7 +73,7 @@ class EmbeddedConsumer(Consumer):
             parts = log._topic(topic)
             chosen = [partition_for(key, len(parts))] if key is not None and len(parts) > 1 else range(len(parts))
             for p in chosen:
-                self._positions[(topic, p)] = log.committed(group, topic, p)
+                self._positions[(topic, p)] = start.get((topic, p), log.committed(group, topic, p))
 
     def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[Record]:
         out: list[Record] = []

@@ -8,7 +8,7 @@ confluent-kafka and kafka-python behave the same and pass the same conformance s
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
@@ -63,7 +63,9 @@ class KafkaClient(ABC):
     def committed(self, group: str, topic: str, partition: int) -> int: ...
 
     @abstractmethod
-    def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer: ...
+    def raw_consumer(self, group: str, assignment: list[tuple[str, int]],
+                     start: Mapping[tuple[str, int], int]) -> RawConsumer:
+        """A consumer of ``assignment``, from ``group``'s committed offsets, or ``start``'s where it names one."""
 
     @abstractmethod
     def lease(self, group: str, topic: str) -> Lease: ...
@@ -141,13 +143,15 @@ class KafkaTransport(Transport):
     def committed(self, group: str, topic: str, partition: int) -> int:
         return self.client.committed(group, topic, partition)
 
-    def consumer(self, topics: Sequence[str], *, group: str, key: bytes | None = None) -> KafkaConsumer:
+    def consumer(self, topics: Sequence[str], *, group: str, key: bytes | None = None,
+                 start: Mapping[tuple[str, int], int] | None = None) -> KafkaConsumer:
         assignment = []
         for topic in topics:
             count = self._partition_count(topic)
             chosen = [partition_for(key, count)] if key is not None and count > 1 else range(count)
             assignment.extend((topic, p) for p in chosen)
-        return KafkaConsumer(self.client.raw_consumer(group, assignment), key, {t: self._partitions[t] for t in topics})
+        return KafkaConsumer(self.client.raw_consumer(group, assignment, start or {}), key,
+                             {t: self._partitions[t] for t in topics})
 
     def lease(self, group: str, topic: str) -> Lease:
         return self.client.lease(group, topic)

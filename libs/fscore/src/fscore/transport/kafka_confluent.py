@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import structlog
@@ -182,8 +182,9 @@ class ConfluentClient(KafkaClient):
         return (meta is not None and meta.error is None and len(meta.partitions) >= partitions
                 and all(p.leader >= 0 and p.error is None for p in meta.partitions.values()))
 
-    def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer:
-        return _ConfluentConsumer(self._base, group, assignment, self._outage)
+    def raw_consumer(self, group: str, assignment: list[tuple[str, int]],
+                     start: Mapping[tuple[str, int], int]) -> RawConsumer:
+        return _ConfluentConsumer(self._base, group, assignment, self._outage, start)
 
     def lease(self, group: str, topic: str) -> GroupLease:
         return _ConfluentLease(self._base, group, topic, self._session_timeout)
@@ -225,12 +226,14 @@ def _retrying(call: Callable[[], T], what: str, seconds: float = 60.0) -> T:
 
 
 class _ConfluentConsumer(RawConsumer):
-    def __init__(self, base: dict[str, Any], group: str, assignment: list[tuple[str, int]], outage: float) -> None:
+    def __init__(self, base: dict[str, Any], group: str, assignment: list[tuple[str, int]], outage: float,
+                 start: Mapping[tuple[str, int], int]) -> None:
         self._outage = outage
         self._consumer = Consumer({**base, "group.id": group, "enable.auto.commit": False,
                                    "auto.offset.reset": "earliest", "enable.partition.eof": False})
         # Manual assignment: no group rebalances; the committed offsets of `group` are where reading resumes.
-        self._consumer.assign([TopicPartition(t, p) for t, p in assignment])
+        self._consumer.assign([TopicPartition(t, p, start[(t, p)]) if (t, p) in start else TopicPartition(t, p)
+                               for t, p in assignment])
 
     def poll(self, max_records: int, timeout: float) -> list[Record]:
         out = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -116,8 +116,9 @@ class KafkaPythonClient(KafkaClient):
         return (described.get("error_code") == 0 and len(parts) >= partitions
                 and all(p["error_code"] == 0 and p["leader_id"] >= 0 for p in parts))
 
-    def raw_consumer(self, group: str, assignment: list[tuple[str, int]]) -> RawConsumer:
-        return _KafkaPythonConsumer(self._base, group, assignment)
+    def raw_consumer(self, group: str, assignment: list[tuple[str, int]],
+                     start: Mapping[tuple[str, int], int]) -> RawConsumer:
+        return _KafkaPythonConsumer(self._base, group, assignment, start)
 
     def lease(self, group: str, topic: str) -> GroupLease:
         """The lease on librdkafka's group protocol, which the kafka extra installs too: kafka-python 3.0's
@@ -134,10 +135,14 @@ class KafkaPythonClient(KafkaClient):
 
 
 class _KafkaPythonConsumer(RawConsumer):
-    def __init__(self, base: dict[str, Any], group: str, assignment: list[tuple[str, int]]) -> None:
+    def __init__(self, base: dict[str, Any], group: str, assignment: list[tuple[str, int]],
+                 start: Mapping[tuple[str, int], int]) -> None:
         self._consumer = KafkaConsumer(**base, group_id=group, enable_auto_commit=False,
                                        auto_offset_reset="earliest", fetch_max_bytes=64 * 1024 * 1024)
         self._consumer.assign([TopicPartition(t, p) for t, p in assignment])
+        for (t, p), offset in start.items():
+            if (t, p) in assignment:
+                self._consumer.seek(TopicPartition(t, p), offset)
 
     def poll(self, max_records: int, timeout: float) -> list[Record]:
         batches = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)

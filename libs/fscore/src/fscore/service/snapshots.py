@@ -1,0 +1,127 @@
+"""A deployed coordinator's snapshots on the course's meta topic, and recovering from the latest (issue 17).
+
+Standalone, a snapshot is a file (:mod:`fscore.simulation.runner`). A deployed coordinator asked for
+``--snapshot-every N`` writes one as a ``coordinator_snapshot`` record on the meta topic each time N more
+rounds are aggregated, *at rest*: between two polls, when every inbox record it has handled is committed and
+everything handling them sent is durable. It is the same versioned Avro record as a snapshot file
+(:class:`fscore.snapshot.CourseSnapshot`): the coordinator's state, its wall-clock countdowns (a second
+entry, ``coordinator#alarms``), the evaluation rows so far, and the inbox offset it had handled up to (its
+committed offset then).
+
+Restarted, the coordinator restores the latest snapshot that fits its course and re-feeds only the inbox
+records from that offset to its committed one (:func:`fscore.service.recover`). It never fetches the records
+before it, so recovery costs what the last N rounds cost however long the course has run, and an operator
+may let retention delete the inbox's head once a snapshot covers it. The log stays the truth: the state a
+snapshot holds is the one re-feeding its records would rebuild, which the tests check bit for bit. A
+snapshot that does not decode, is of another config, or lies past the committed offset is skipped with a
+warning naming where it is, and the one before it is tried; with none, the whole inbox is re-fed, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from fscore.communicator import Communicator
+from fscore.config import CourseConfig
+from fscore.courselog import publish_snapshot, snapshot_records
+from fscore.message import COORDINATOR, MessageCatalog
+from fscore.results import RunWriter
+from fscore.service.alarm import WallAlarm
+from fscore.snapshot.course import take
+from fscore.snapshot.record import CourseSnapshot, WorkerSnapshot, check_fits, decode, encode, fingerprint
+from fscore.snapshot.state import SnapshotError, capture, restore
+from fscore.topics import CourseTopics
+from fscore.transport.base import Transport
+from fscore.trust.setup import WorkerTrust
+from fscore.trust.signing import Verifier
+
+log = structlog.get_logger("fscore.service")
+
+#: the snapshot entry holding the coordinator's wall-clock countdowns
+ALARMS = f"{COORDINATOR}#alarms"
+
+
+class CoordinatorSnapshots:
+    """Called between polls: writes the coordinator's snapshot to the meta topic each time ``every`` more rounds
+    have been aggregated."""
+
+    def __init__(self, coordinator: Any, communicator: Communicator, alarm: WallAlarm, writer: RunWriter,
+                 config: CourseConfig, incarnation: str, trust: WorkerTrust, every: int | None) -> None:
+        self.coordinator, self.communicator, self.alarm, self.writer = coordinator, communicator, alarm, writer
+        self.config, self.incarnation, self.trust, self.every = config, incarnation, trust, every
+        self.due = (coordinator.state.round // every + 1) * every if every else None
+        self.written = 0
+
+    def __call__(self) -> None:
+        s = self.coordinator.state
+        if self.due is None or self.every is None or s.round < self.due:
+            return
+        if self.coordinator.finished or s.round >= self.config.rounds:  # nothing is left to recover into
+            return
+        self.write()
+        self.due = (s.round // self.every + 1) * self.every
+
+    def write(self) -> None:
+        """Snapshot now. The caller guarantees rest: what was handled is committed (``pump`` commits each batch)."""
+        comm, topics = self.communicator, self.communicator.topics
+        offset = comm.transport.committed(COORDINATOR, topics.coordinator, 0)
+        s = self.coordinator.state
+        snapshot = take(self.config, s.round, self.coordinator.now, [(self.coordinator, comm)],
+                        metrics=self.writer.rows, inbox={0: offset})
+        snapshot.workers.append(WorkerSnapshot(ALARMS, capture(self.alarm, ALARMS), {}, 0))
+        data = encode(snapshot)
+        publish_snapshot(comm.transport, topics, comm.catalog, self.config, self.incarnation, s.round, offset,
+                         snapshot.fingerprint, data, self.trust)
+        self.written += 1
+        log.info("snapshot_written", course=self.config.course_id, round=s.round, inbox_offset=offset,
+                 bytes=len(data))
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a restarted coordinator restored: the snapshot, and where on the meta topic it was."""
+
+    snapshot: CourseSnapshot
+    inbox_offset: int
+    meta_offset: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"round": self.snapshot.round, "inbox_offset": self.inbox_offset, "meta_offset": self.meta_offset}
+
+
+def restore_latest(build: Callable[[], tuple[Any, WallAlarm]], writer: RunWriter, transport: Transport,
+                   topics: CourseTopics, catalog: MessageCatalog, config: CourseConfig, committed: int,
+                   verifier: Verifier | None = None) -> tuple[Any, WallAlarm, Restored | None]:
+    """The coordinator (and its alarms) from the latest snapshot on the meta topic that fits, or freshly built
+    when none does. ``build`` makes a fresh pair; each attempt restores into a new one, so a snapshot refused
+    half way leaves nothing behind. ``committed`` is the inbox offset the course's coordinators committed."""
+    for payload, record in snapshot_records(transport, topics, catalog, verifier):
+        where = f"{topics.meta}/{record.partition}/{record.offset}"
+        offset = payload["inbox_offset"]
+        coordinator, alarm = build()
+        try:
+            if not 0 <= offset <= committed:
+                raise SnapshotError(f"{where}: a snapshot at inbox offset {offset}, past the committed {committed}")
+            snapshot = decode(payload["snapshot"], where)
+            check_fits(snapshot, config, where)
+            if snapshot.inbox.get(0) != offset or payload["fingerprint"] != fingerprint(config):
+                raise SnapshotError(f"{where}: the record and the snapshot it holds disagree on the inbox offset "
+                                    "or the config")
+            incarnation = coordinator.incarnation  # this incarnation's ids stay its own
+            restore(coordinator, snapshot.worker(COORDINATOR).state, COORDINATOR)
+            coordinator.incarnation = incarnation
+            restore(alarm, snapshot.worker(ALARMS).state, ALARMS)
+        except SnapshotError as exc:
+            log.warning("snapshot_skipped", course=config.course_id, where=where, reason=str(exc))
+            continue
+        writer.resume(snapshot.metrics, coordinator.state.aggregations)
+        log.info("snapshot_restored", course=config.course_id, where=where, round=snapshot.round,
+                 inbox_offset=offset)
+        return coordinator, alarm, Restored(snapshot, offset, record.offset)
+    coordinator, alarm = build()
+    return coordinator, alarm, None
+
