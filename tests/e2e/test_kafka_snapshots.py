@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import uuid
 
 import pytest
@@ -121,3 +122,10 @@ def test_a_killed_coordinator_recovers_from_its_snapshot_without_the_records_bef
     assert [r["round"] for r in rows] == list(range(1, ROUNDS + 1))  # the rows before the snapshot came with it
     assert [r["num_aggregated"] for r in rows] == [3] * ROUNDS
     assert summary["snapshots_written"] >= 1  # the restarted coordinator goes on writing them
+
+    # the log is no longer whole: replay says so in one line rather than verify part of it
+    proc = subprocess.run([str(BIN / "fscope"), "replay", "--bootstrap-servers", kafka_bootstrap, "--course", course,
+                           "--verify"], capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stdout + proc.stderr
+    assert f"partition 0 now starts at offset {offset}, the records before it were deleted" in lines[0]

@@ -107,6 +107,27 @@ def test_a_consumer_may_start_at_given_offsets_instead_of_its_group_commit(trans
     assert [r.offset for r in drain(transport.consumer([topic], group="started"), 5)] == [1, 2, 3, 4, 5]
 
 
+def test_a_reader_is_told_when_the_records_it_needs_were_deleted(kafka_transport, kafka_bootstrap):
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    from fscore.courselog import read_topic
+    from fscore.errors import LogTruncated
+
+    topic = new_topic(kafka_transport)
+    for i in range(5):
+        kafka_transport.publish(topic, bytes([i]))
+    kafka_transport.flush()
+    assert kafka_transport.start_offsets(topic) == {0: 0}
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})  # kept: a dropped client never completes its futures
+    for future in admin.delete_records([TopicPartition(topic, 0, 3)]).values():
+        future.result(30)
+    assert kafka_transport.start_offsets(topic) == {0: 3}
+    with pytest.raises(LogTruncated, match=r"from offset 0: partition 0 now starts at offset 3, the records before"):
+        list(read_topic(kafka_transport, topic))
+    assert [r.offset for r in read_topic(kafka_transport, topic, start={0: 3})] == [3, 4]
+
+
 def test_keyed_consumer_reads_only_its_key(transport, topic):
     keyed = topic + ".keyed"
     keys = [f"participant-{i:05d}".encode() for i in range(10)]

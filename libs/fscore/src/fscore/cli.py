@@ -17,7 +17,14 @@ from typing import Any
 
 import click
 
-from fscore.errors import CompletenessError, ConfigError, FscoreError, SnapshotError, TransportError
+from fscore.errors import (
+    CompletenessError,
+    ConfigError,
+    FscoreError,
+    LogTruncated,
+    SnapshotError,
+    TransportError,
+)
 from fstranslation import LayoutError
 
 LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"])
@@ -81,6 +88,9 @@ def _guarded(work: Callable[[], int]) -> int:
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
+    except LogTruncated as exc:  # the broker answered: the course's log is incomplete, not unreachable
+        print(f"fscope: log error: {exc}", file=sys.stderr)
+        return 2
     except TransportError as exc:
         print(f"fscope: Kafka error: {exc}", file=sys.stderr)
         return 3

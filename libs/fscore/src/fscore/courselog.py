@@ -19,7 +19,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from fscore.config import CourseConfig, config_from_dict
-from fscore.errors import ConfigError, TransportError, Unauthenticated
+from fscore.errors import ConfigError, LogTruncated, TransportError, Unauthenticated
 from fscore.intake import IntakeCounts, RecordDecoder, take
 from fscore.message import (
     COORDINATOR,
@@ -59,6 +59,13 @@ def read_topic(transport: Transport, topic: str, *, timeout: float = 120.0,
     ends = transport.end_offsets(topic) if until is None else until
     first = dict(start or {})
     remaining = {p: end for p, end in ends.items() if end > first.get(p, 0)}
+    if remaining:
+        kept = transport.start_offsets(topic)
+        gone = {p: kept.get(p, 0) for p in remaining if kept.get(p, 0) > first.get(p, 0)}
+        if gone:
+            p, low = min(gone.items())
+            raise LogTruncated(f"reading {topic!r} from offset {first.get(p, 0)}: partition {p} now starts at offset "
+                               f"{low}, the records before it were deleted (retention or DeleteRecords)")
     consumer = transport.consumer([topic], group=f"replay-{uuid.uuid4().hex[:10]}",
                                   start={(topic, p): o for p, o in first.items()})
     deadline = time.monotonic() + timeout

@@ -12,7 +12,9 @@ Hierarchy::
     ├── Unauthenticated           a record is not signed by the sender it claims (or is an alarm the
     │                             coordinator did not write); it is dead-lettered before its payload is read
     ├── CourseStalled             a standalone course has no message in flight and is not finished
-    └── TransportError            the transport failed to publish or consume
+    ├── TransportError            the transport failed to publish or consume
+    │   └── LogTruncated          records a reader needs were deleted from the log (retention, DeleteRecords)
+    └── SnapshotError             a snapshot cannot be written or restored
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ class CourseStalled(FscoreError):
 
 class TransportError(FscoreError):
     pass
+
+
+class LogTruncated(TransportError):
+    """The records a reader needs are gone: a topic now starts after the offset it must read from. Kafka would
+    silently start at the earliest record left; a course rebuilt from part of its inbox would be wrong."""
 
 
 class SnapshotError(FscoreError):

@@ -35,7 +35,7 @@ from fscore.courselog import (
     publish_manifest,
     publish_started,
 )
-from fscore.errors import ConfigError, TransportError
+from fscore.errors import ConfigError, LogTruncated, TransportError
 from fscore.message import COORDINATOR
 from fscore.results import RunWriter, course_summary
 from fscore.service import (
@@ -141,8 +141,15 @@ def run(builder: CourseBuilder, trust: WorkerTrust, incarnation: str, output: Pa
                                                       trust.verifier)
     else:
         coordinator, alarm = build()
-    recovered = recover(coordinator, transport, topics, catalog, observe=alarm.observe_record,
-                        verifier=trust.verifier, start=restored.inbox_offset if restored is not None else 0)
+    try:
+        recovered = recover(coordinator, transport, topics, catalog, observe=alarm.observe_record,
+                            verifier=trust.verifier, start=restored.inbox_offset if restored is not None else 0)
+    except LogTruncated as exc:
+        log.error("inbox_truncated", course=config.course_id, error=str(exc),
+                  hint="no snapshot on the meta topic covers the deleted records: keep the inbox whole, or run the "
+                       "coordinator with --snapshot-every before its records expire")
+        lease.close()
+        return EXIT_CONFIG
     snapshots = CoordinatorSnapshots(coordinator, communicator, alarm, writer, config, incarnation, trust,
                                      snapshot_every)
     if not restarted:

@@ -16,6 +16,7 @@ from fscore.communicator import Communicator
 from fscore.config import load_config
 from fscore.course import CourseBuilder
 from fscore.courselog import Capture, publish_snapshot, read_topic, refeed
+from fscore.errors import LogTruncated
 from fscore.message import COORDINATOR
 from fscore.results import RunWriter, model_sha256
 from fscore.service import WallAlarm, recover
@@ -145,6 +146,24 @@ def test_without_a_snapshot_the_whole_inbox_is_read_again(course):
     coordinator, restored, records, _ = _restart(config, log)
     assert restored is None and records == end and min(log.inbox_reads) == 0
     assert model_sha256(coordinator.params, coordinator.catalog.codec) == result.summary["model_sha256"]
+
+
+def test_an_inbox_whose_head_was_deleted_is_refused_without_a_snapshot_that_covers_it(course):
+    config, result = course
+    topics = CourseBuilder(config).topics
+    end = result.log.end_offset(topics.coordinator)
+
+    class Truncated(Reads):
+        def start_offsets(self, topic):
+            return {0: end // 2} if topic == topics.coordinator else super().start_offsets(topic)
+
+    log = Truncated()
+    log.ensure_topics(topics.specs())
+    _copy(result.log, log, topics.meta, 0, 1)
+    _copy(result.log, log, topics.coordinator, 0, end)
+    _commit(log, topics.coordinator, end)
+    with pytest.raises(LogTruncated, match=rf"from offset 0: partition 0 now starts at offset {end // 2}"):
+        _restart(config, log)
 
 
 def _bad_snapshot(kind: str):

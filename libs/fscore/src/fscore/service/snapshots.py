@@ -69,16 +69,23 @@ class CoordinatorSnapshots:
         """Snapshot now. The caller guarantees rest: what was handled is committed (``pump`` commits each batch)."""
         comm, topics = self.communicator, self.communicator.topics
         offset = comm.transport.committed(COORDINATOR, topics.coordinator, 0)
-        s = self.coordinator.state
-        snapshot = take(self.config, s.round, self.coordinator.now, [(self.coordinator, comm)],
-                        metrics=self.writer.rows, inbox={0: offset})
-        snapshot.workers.append(WorkerSnapshot(ALARMS, capture(self.alarm, ALARMS), {}, 0))
+        snapshot = coordinator_snapshot(self.config, self.coordinator, comm, self.alarm, self.writer.rows, offset)
         data = encode(snapshot)
-        publish_snapshot(comm.transport, topics, comm.catalog, self.config, self.incarnation, s.round, offset,
+        publish_snapshot(comm.transport, topics, comm.catalog, self.config, self.incarnation, snapshot.round, offset,
                          snapshot.fingerprint, data, self.trust)
         self.written += 1
-        log.info("snapshot_written", course=self.config.course_id, round=s.round, inbox_offset=offset,
+        log.info("snapshot_written", course=self.config.course_id, round=snapshot.round, inbox_offset=offset,
                  bytes=len(data))
+
+
+def coordinator_snapshot(config: CourseConfig, coordinator: Any, communicator: Communicator, alarm: WallAlarm,
+                         rows: list[dict[str, Any]], inbox_offset: int) -> CourseSnapshot:
+    """The snapshot of a coordinator that has handled its inbox up to ``inbox_offset``, with its alarms and
+    evaluation ``rows``."""
+    snapshot = take(config, coordinator.state.round, coordinator.now, [(coordinator, communicator)], metrics=rows,
+                    inbox={0: inbox_offset})
+    snapshot.workers.append(WorkerSnapshot(ALARMS, capture(alarm, ALARMS), {}, 0))
+    return snapshot
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,9 @@ class VirtualNetwork(Transport):
     def end_offsets(self, topic: str) -> dict[int, int]:
         return self._log.end_offsets(topic)
 
+    def start_offsets(self, topic: str) -> dict[int, int]:
+        return self._log.start_offsets(topic)
+
     def committed(self, group: str, topic: str, partition: int) -> int:
         return self._log.committed(group, topic, partition)
 

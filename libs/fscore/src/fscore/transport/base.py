@@ -106,6 +106,11 @@ class Transport(ABC):
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Partition -> the offset the next record will get; readers of a finished course stop there."""
 
+    def start_offsets(self, topic: str) -> dict[int, int]:
+        """Partition -> the offset of its earliest record still kept (after retention or DeleteRecords removed the
+        ones before); a log that never deletes starts at 0."""
+        return dict.fromkeys(self.end_offsets(topic), 0)
+
     @abstractmethod
     def committed(self, group: str, topic: str, partition: int) -> int:
         """The offset ``group`` resumes ``topic``/``partition`` from: 0 when it never committed."""

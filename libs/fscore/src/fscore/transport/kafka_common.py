@@ -60,6 +60,9 @@ class KafkaClient(ABC):
     def end_offsets(self, topic: str, partitions: int) -> dict[int, int]: ...
 
     @abstractmethod
+    def start_offsets(self, topic: str, partitions: int) -> dict[int, int]: ...
+
+    @abstractmethod
     def committed(self, group: str, topic: str, partition: int) -> int: ...
 
     @abstractmethod
@@ -139,6 +142,9 @@ class KafkaTransport(Transport):
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         return self.client.end_offsets(topic, self._partition_count(topic))
+
+    def start_offsets(self, topic: str) -> dict[int, int]:
+        return self.client.start_offsets(topic, self._partition_count(topic))
 
     def committed(self, group: str, topic: str, partition: int) -> int:
         return self.client.committed(group, topic, partition)

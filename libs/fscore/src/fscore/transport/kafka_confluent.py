@@ -157,10 +157,16 @@ class ConfluentClient(KafkaClient):
         return len(meta.partitions)
 
     def end_offsets(self, topic: str, partitions: int) -> dict[int, int]:
+        return self._watermarks(topic, partitions, 1, "end")
+
+    def start_offsets(self, topic: str, partitions: int) -> dict[int, int]:
+        return self._watermarks(topic, partitions, 0, "start")
+
+    def _watermarks(self, topic: str, partitions: int, which: int, name: str) -> dict[int, int]:
         probe = Consumer({**self._base, "group.id": "fscope-watermarks", "enable.auto.commit": False})
         try:
-            return _retrying(lambda: {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                                      for p in range(partitions)}, f"reading the end offsets of {topic!r}",
+            return _retrying(lambda: {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[which]
+                                      for p in range(partitions)}, f"reading the {name} offsets of {topic!r}",
                              self._outage)
         finally:
             probe.close()

@@ -88,14 +88,20 @@ class KafkaPythonClient(KafkaClient):
         return len(parts)
 
     def end_offsets(self, topic: str, partitions: int) -> dict[int, int]:
+        return self._offsets(topic, partitions, "end")
+
+    def start_offsets(self, topic: str, partitions: int) -> dict[int, int]:
+        return self._offsets(topic, partitions, "beginning")
+
+    def _offsets(self, topic: str, partitions: int, which: str) -> dict[int, int]:
         probe = KafkaConsumer(**self._base, enable_auto_commit=False)
         try:
-            ends = probe.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+            found = getattr(probe, f"{which}_offsets")([TopicPartition(topic, p) for p in range(partitions)])
         except KafkaError as exc:
-            raise TransportError(f"cannot read the end offsets of {topic!r}: {exc}") from exc
+            raise TransportError(f"cannot read the {which} offsets of {topic!r}: {exc}") from exc
         finally:
             probe.close()
-        return {tp.partition: offset for tp, offset in ends.items()}
+        return {tp.partition: offset for tp, offset in found.items()}
 
     def committed(self, group: str, topic: str, partition: int) -> int:
         probe = KafkaConsumer(**self._base, group_id=group, enable_auto_commit=False)
