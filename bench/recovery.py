@@ -7,12 +7,13 @@ crash point (the coordinator dies once round R is evaluated) a Kafka course is l
 deployed coordinator would have left it: the manifest, the inbox up to that point (committed), and a
 snapshot every N rounds. Then, alternated (A B A B ...) in the same run:
 
-- *whole inbox* (the baseline): ``recover`` from offset 0;
-- *snapshot*: ``restore_latest`` + ``recover`` from the snapshot's offset.
+- *whole inbox* (the baseline): build the coordinator, ``recover`` from offset 0;
+- *snapshot*: ``restore_latest`` (the pointer from the meta topic, the snapshot from the snapshots topic) and
+  ``recover`` from the snapshot's offset.
 
 Both end with the same model (checked). The crash points lie N/2 rounds after a snapshot, so the snapshot
-path always re-feeds N/2 rounds. Also shown: the meta topic's size and the time to read it whole, which a
-starting coordinator does for the manifest and the incarnations' keys (it grows by one snapshot per N rounds).
+path always re-feeds N/2 rounds. Also shown: the size of the latest snapshot, and the meta topic's size and
+the time to read it whole, which every starting process does (it grows by one small pointer per N rounds).
 
     python bench/recovery.py [--participants 20] [--every 10] [--crash 25 45 85 165] [--repeat 3]
 """
@@ -118,8 +119,8 @@ def _fingerprint(config) -> str:
 
 def whole(builder, kafka) -> tuple[float, str, int]:
     _, _, build = coordinator_for(builder, kafka)
+    t = time.perf_counter()  # from building the coordinator on, as in snapshotted()
     coordinator, alarm = build()
-    t = time.perf_counter()
     records = recover(coordinator, kafka, builder.topics, builder.catalog, observe=alarm.observe_record)
     return time.perf_counter() - t, model_sha256(coordinator.params, builder.catalog.codec), records
 
@@ -129,17 +130,19 @@ def snapshotted(builder, kafka) -> tuple[float, str, int]:
     t = time.perf_counter()
     committed = kafka.committed(COORDINATOR, builder.topics.coordinator, 0)
     coordinator, alarm, restored = restore_latest(build, writer, kafka, builder.topics, builder.catalog,
-                                                  builder.config, committed)
+                                                  builder.config, committed, {"bench"})
     assert restored is not None
     records = recover(coordinator, kafka, builder.topics, builder.catalog, observe=alarm.observe_record,
                       start=restored.inbox_offset)
     return time.perf_counter() - t, model_sha256(coordinator.params, builder.catalog.codec), records
 
 
-def meta_scan(builder, kafka) -> tuple[float, int]:
+def meta_scan(builder, kafka) -> tuple[float, int, int]:
     t = time.perf_counter()
     size = sum(len(r.value) for r in read_topic(kafka, builder.topics.meta))
-    return time.perf_counter() - t, size
+    scan = time.perf_counter() - t
+    latest = max(((r.offset, len(r.value)) for r in read_topic(kafka, builder.topics.snapshots)), default=(0, 0))
+    return scan, size, latest[1]
 
 
 def main() -> None:
@@ -162,17 +165,21 @@ def main() -> None:
             config = course(args.participants, max(args.crash), bootstrap, f"bench-{uuid.uuid4().hex[:8]}")
             builder, kafka = lay_out(config, standalone.log, ends[r], snapshots, bootstrap)
             a_times, b_times = [], []
-            for _ in range(args.repeat):  # A B A B
-                a, a_sha, a_records = whole(builder, kafka)
-                b, b_sha, b_records = snapshotted(builder, kafka)
+            for i in range(args.repeat):  # A B, then B A, ...
+                if i % 2 == 0:
+                    a, a_sha, a_records = whole(builder, kafka)
+                    b, b_sha, b_records = snapshotted(builder, kafka)
+                else:
+                    b, b_sha, b_records = snapshotted(builder, kafka)
+                    a, a_sha, a_records = whole(builder, kafka)
                 assert a_sha == b_sha, f"round {r}: the snapshot path ends with another model"
                 a_times.append(a)
                 b_times.append(b)
-            scan, size = meta_scan(builder, kafka)
+            scan, size, snapshot_size = meta_scan(builder, kafka)
             a_med, b_med = statistics.median(a_times), statistics.median(b_times)
             rows.append({"crash_round": r, "inbox_records": ends[r], "whole_refed": a_records, "whole_s": a_med,
                          "snapshot_refed": b_records, "snapshot_s": b_med, "ratio": b_med / a_med,
-                         "meta_kb": size / 1024, "meta_read_s": scan})
+                         "snapshot_kb": snapshot_size / 1024, "meta_kb": size / 1024, "meta_read_s": scan})
             kafka.close()
     report("recovery", rows, notes=f"{args.participants} participants, MLP on digits Dirichlet(0.5), a snapshot every "
            f"{args.every} rounds; median of {args.repeat}, alternated; ratio = snapshot / whole inbox")

@@ -33,6 +33,9 @@ class Communicator:
         self.decode = RecordDecoder(catalog.codec, address, cache, verifier)
         self._consumer: Consumer | None = None
         self._done: dict[tuple[str, int], Record] = {}  # per partition, the last record finished with
+        #: per partition, the offset after the last record finished with (what a commit would reach, were no
+        #: chunked record partly received: commits stop at its first chunk)
+        self.handled: dict[tuple[str, int], int] = {}
         self.dead_lettered = 0
         self.intake = IntakeCounts()  # what became of every record this worker was given
 
@@ -73,6 +76,7 @@ class Communicator:
     def done(self, record: Record) -> None:
         """``record`` is fully handled; :meth:`commit` will commit it."""
         self._done[(record.topic, record.partition)] = record
+        self.handled[(record.topic, record.partition)] = record.offset + 1
 
     def commit(self) -> None:
         """Commit what is done, once what handling it sent is durable, so a crash never loses an output.

@@ -9,6 +9,7 @@ incarnation, the coordinator's snapshots (every N rounds, when asked for), and t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -19,7 +20,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from fscore.config import CourseConfig, config_from_dict
-from fscore.errors import ConfigError, LogTruncated, TransportError, Unauthenticated
+from fscore.errors import ConfigError, LogTruncated, SnapshotError, TransportError, Unauthenticated
 from fscore.intake import IntakeCounts, RecordDecoder, take
 from fscore.message import (
     COORDINATOR,
@@ -69,14 +70,18 @@ def read_topic(transport: Transport, topic: str, *, timeout: float = 120.0,
     consumer = transport.consumer([topic], group=f"replay-{uuid.uuid4().hex[:10]}",
                                   start={(topic, p): o for p, o in first.items()})
     deadline = time.monotonic() + timeout
+    position = {p: first.get(p, 0) for p in remaining}
     try:
         while remaining:
             if time.monotonic() > deadline:
                 raise TransportError(f"reading {topic!r}: partitions {sorted(remaining)} did not reach their end "
                                      f"offsets within {timeout:.0f} s")
-            for record in consumer.poll(max_records=500, timeout=0.25):
+            # no more than are left: a client's batch poll waits out its timeout for a fuller batch
+            left = sum(end - position[p] for p, end in remaining.items())
+            for record in consumer.poll(max_records=max(1, min(500, left)), timeout=0.25):
                 if record.partition not in remaining:
                     continue  # this partition is read to its end already
+                position[record.partition] = record.offset + 1
                 yield record
                 if record.offset + 1 >= remaining[record.partition]:
                     del remaining[record.partition]
@@ -261,17 +266,35 @@ def publish_snapshot(transport: Transport, topics: CourseTopics, catalog: Messag
                      incarnation: str, round_: int, inbox_offset: int, fingerprint: str, snapshot: bytes,
                      trust: WorkerTrust | None = None) -> None:
     """The coordinator's state at rest, having handled its inbox up to ``inbox_offset``
-    (:mod:`fscore.service.snapshots`)."""
+    (:mod:`fscore.service.snapshots`): the snapshot on the snapshots topic, then a signed pointer to it, with
+    its sha256, on the meta topic. Only the coordinator, which holds the course's lease, writes the snapshots
+    topic, so the record lands at the end offset read just before it."""
+    at = transport.end_offsets(topics.snapshots).get(0, 0)
+    transport.publish(topics.snapshots, snapshot)
+    transport.flush()
     header = Header(f"{COORDINATOR}/{incarnation}/snapshot-{inbox_offset}", config.course_id, COORDINATOR_SNAPSHOT,
                     COORDINATOR, (), round_, 0.0)
     _publish_meta(transport, topics, catalog.codec.encode(header, {
         "incarnation": incarnation, "round": round_, "inbox_offset": inbox_offset, "fingerprint": fingerprint,
-        "snapshot": snapshot}), trust)
+        "snapshot_offset": at, "snapshot_sha256": hashlib.sha256(snapshot).hexdigest(),
+        "snapshot_bytes": len(snapshot)}), trust)
 
 
 def snapshot_records(transport: Transport, topics: CourseTopics, catalog: MessageCatalog,
                      verifier: Verifier | None = None) -> list[tuple[dict[str, Any], Record]]:
-    """The coordinator's snapshot records on the meta topic, newest first (in a signed course, signed ones only)."""
+    """The pointers to the coordinator's snapshots on the meta topic, newest first (in a signed course, signed
+    ones only)."""
     found = [(payload, record) for header, payload, record in meta_records(transport, topics, catalog, verifier)
              if header.type == COORDINATOR_SNAPSHOT]
     return found[::-1]
+
+
+def fetch_snapshot(transport: Transport, topics: CourseTopics, pointer: Mapping[str, Any], where: str) -> bytes:
+    """The snapshot a meta pointer names: the first record at or after its offset on the snapshots topic whose
+    sha256 is the pointer's (a record someone else slipped in before it is passed over). Nothing before the
+    offset is read."""
+    for record in read_topic(transport, topics.snapshots, start={0: pointer["snapshot_offset"]}):
+        if hashlib.sha256(record.value).hexdigest() == pointer["snapshot_sha256"]:
+            return record.value
+    raise SnapshotError(f"{where}: {topics.snapshots} holds no record with the snapshot's sha256 at or after offset "
+                        f"{pointer['snapshot_offset']}")

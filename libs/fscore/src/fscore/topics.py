@@ -37,6 +37,13 @@ class CourseTopics:
         """The course manifest (config and seed) that replay rebuilds the coordinator from."""
         return f"{self.prefix}.{self.course}.meta"
 
+    @property
+    def snapshots(self) -> str:
+        """The coordinator's snapshots (each an Avro container); the meta topic holds a signed pointer to each,
+        so the meta topic stays small however large the model."""
+        return f"{self.prefix}.{self.course}.snapshots"
+
     def specs(self) -> list[TopicSpec]:
         return [TopicSpec(self.coordinator, 1), TopicSpec(self.broadcast, 1),
-                TopicSpec(self.direct, self.direct_partitions), TopicSpec(self.dlq, 1), TopicSpec(self.meta, 1)]
+                TopicSpec(self.direct, self.direct_partitions), TopicSpec(self.dlq, 1), TopicSpec(self.meta, 1),
+                TopicSpec(self.snapshots, 1)]

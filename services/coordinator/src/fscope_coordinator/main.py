@@ -135,10 +135,10 @@ def run(builder: CourseBuilder, trust: WorkerTrust, incarnation: str, output: Pa
     # a restart picks up where the last incarnation committed, from its latest snapshot if there is one, its
     # countdowns where they were
     restored = None
-    if restarted:
+    if restarted and snapshot_refusal(builder.plugins) is None:
         committed = transport.committed(COORDINATOR, topics.coordinator, 0)
         coordinator, alarm, restored = restore_latest(build, writer, transport, topics, catalog, config, committed,
-                                                      trust.verifier)
+                                                      set(earlier), trust.verifier)
     else:
         coordinator, alarm = build()
     try:
@@ -146,8 +146,8 @@ def run(builder: CourseBuilder, trust: WorkerTrust, incarnation: str, output: Pa
                             verifier=trust.verifier, start=restored.inbox_offset if restored is not None else 0)
     except LogTruncated as exc:
         log.error("inbox_truncated", course=config.course_id, error=str(exc),
-                  hint="no snapshot on the meta topic covers the deleted records: keep the inbox whole, or run the "
-                       "coordinator with --snapshot-every before its records expire")
+                  hint="no usable snapshot covers the deleted records (see snapshot_skipped): keep the inbox whole, "
+                       "or run the coordinator with --snapshot-every before its records expire")
         lease.close()
         return EXIT_CONFIG
     snapshots = CoordinatorSnapshots(coordinator, communicator, alarm, writer, config, incarnation, trust,
@@ -159,9 +159,14 @@ def run(builder: CourseBuilder, trust: WorkerTrust, incarnation: str, output: Pa
     log.info("serving", course=config.course_id, bootstrap=config.transport.kafka.bootstrap_servers,
              participants=config.participants)
     def tick() -> None:
-        alarm()
+        now = alarm.clock()
+        alarm.observe(now)
+        # at rest: the batch just handled is committed. Before the alarms ring: a snapshot must not hold a
+        # countdown as rung whose alarm a crash could still lose (a duplicate alarm is harmless, a lost one not)
+        snapshots()
+        alarm.ring(now)
+        alarm.warn_if_waiting(now)
         lease.held()  # keeps the membership alive (the broker counts a member that stops polling as gone)
-        snapshots()  # at rest: the batch just handled is committed
 
     code = serve_worker(coordinator, communicator, done=lambda: coordinator.finished,
                  poll_timeout=config.transport.kafka.poll_timeout_s, stop=StopFlag(), tick=tick)

@@ -9,20 +9,24 @@ the committed offset is skipped (named in a warning) for the one before it.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import structlog
 
 from fscore.communicator import Communicator
 from fscore.config import load_config
 from fscore.course import CourseBuilder
-from fscore.courselog import Capture, publish_snapshot, read_topic, refeed
+from fscore.courselog import Capture, coordinator_keys, fetch_snapshot, publish_snapshot, publish_started, read_topic
 from fscore.errors import LogTruncated
+from fscore.intake import take
 from fscore.message import COORDINATOR
 from fscore.results import RunWriter, model_sha256
 from fscore.service import WallAlarm, recover
 from fscore.service.snapshots import CoordinatorSnapshots, restore_latest
 from fscore.simulation.runner import run_standalone
 from fscore.snapshot.record import decode, encode, fingerprint
+from fscore.snapshot.state import capture
 from fscore.transport import EmbeddedLog
 from fscore.trust.setup import coordinator_trust
 
@@ -70,7 +74,7 @@ def _commit(log, topic: str, offset: int) -> None:
     consumer.commit(next(r for r in log.read(topic) if r.offset == offset - 1))
 
 
-def _parts(config, log):
+def _parts(config, log, incarnation="restarted"):
     builder = CourseBuilder(config)
     communicator = Communicator(log, builder.topics, builder.catalog, COORDINATOR)
     writer = RunWriter(None)
@@ -78,7 +82,7 @@ def _parts(config, log):
     def build():
         made = builder.coordinator(communicator, evaluator=builder.numpy_evaluator(),
                                    on_evaluation=lambda e: writer.evaluation(e, 0.0), clock="wall",
-                                   incarnation="restarted")
+                                   incarnation=incarnation)
         return made, WallAlarm(made)
     return builder, communicator, writer, build
 
@@ -92,10 +96,13 @@ def _log_with_snapshot_at(config, result, offset: int, extra=()) -> Reads:
     _copy(result.log, log, topics.meta, 0, 1)  # the manifest
     _copy(result.log, log, topics.coordinator, 0, offset)
     _commit(log, topics.coordinator, offset)
-    builder, communicator, writer, build = _parts(config, log)
+    builder, communicator, writer, build = _parts(config, log, "first")
+    publish_started(log, topics, builder.catalog, config, "first")
     coordinator, alarm = build()
     coordinator.outbox = Capture()
-    refeed(coordinator, read_topic(log, topics.coordinator), builder.catalog)
+    for record in read_topic(log, topics.coordinator):
+        take(coordinator, record, communicator.decode)
+        communicator.done(record)
     coordinator.outbox = communicator
     trust = coordinator_trust(config, [], "first", service=False)
     CoordinatorSnapshots(coordinator, communicator, alarm, writer, config, "first", trust, every=1).write()
@@ -111,8 +118,9 @@ def _log_with_snapshot_at(config, result, offset: int, extra=()) -> Reads:
 def _restart(config, log):
     builder, _, writer, build = _parts(config, log)
     committed = log.committed(COORDINATOR, builder.topics.coordinator, 0)
+    incarnations = set(coordinator_keys(log, builder.topics, builder.catalog)[0])
     coordinator, alarm, restored = restore_latest(build, writer, log, builder.topics, builder.catalog, config,
-                                                  committed)
+                                                  committed, incarnations)
     records = recover(coordinator, log, builder.topics, builder.catalog, observe=alarm.observe_record,
                       start=restored.inbox_offset if restored is not None else 0)
     return coordinator, restored, records, writer
@@ -129,12 +137,13 @@ def test_a_restarted_coordinator_restores_its_snapshot_reads_only_the_inbox_afte
     assert min(log.inbox_reads) == offset and records == end - offset  # nothing before the snapshot is read
     assert model_sha256(coordinator.params, coordinator.catalog.codec) == result.summary["model_sha256"]
     assert coordinator.finished and coordinator.state.round == ROUNDS
-    assert coordinator.incarnation == "restarted"  # new ids are the new incarnation's
+    assert coordinator.incarnation == "restarted"  # new ids are the new incarnation's, not the snapshot's "first"
+    whole, _, _, _ = _restart(config, _whole_log(config, result))
+    assert _state(coordinator) == _state(whole)  # the very state re-feeding the whole inbox rebuilds
     assert [r["round"] for r in writer.rows] == [r["round"] for r in result.history]  # the earlier rows come too
 
 
-def test_without_a_snapshot_the_whole_inbox_is_read_again(course):
-    config, result = course
+def _whole_log(config, result) -> Reads:
     topics = CourseBuilder(config).topics
     log = Reads()
     log.ensure_topics(topics.specs())
@@ -143,6 +152,18 @@ def test_without_a_snapshot_the_whole_inbox_is_read_again(course):
     _copy(result.log, log, topics.coordinator, 0, end)
     _commit(log, topics.coordinator, end)
     log.inbox_reads.clear()
+    return log
+
+
+def _state(coordinator):
+    state = capture(coordinator, "coordinator")
+    return json.dumps(state.tree, sort_keys=True), [(t.dtype.str, t.shape, t.tobytes()) for t in state.tensors]
+
+
+def test_without_a_snapshot_the_whole_inbox_is_read_again(course):
+    config, result = course
+    end = result.log.end_offset(CourseBuilder(config).topics.coordinator)
+    log = _whole_log(config, result)
     coordinator, restored, records, _ = _restart(config, log)
     assert restored is None and records == end and min(log.inbox_reads) == 0
     assert model_sha256(coordinator.params, coordinator.catalog.codec) == result.summary["model_sha256"]
@@ -167,25 +188,26 @@ def test_an_inbox_whose_head_was_deleted_is_refused_without_a_snapshot_that_cove
 
 
 def _bad_snapshot(kind: str):
-    """Publishes a snapshot record after the good one: undecodable, past the committed offset, or another course's."""
+    """Publishes a snapshot after the good one: undecodable, past the committed offset, another config's, or of
+    an incarnation this course's meta topic does not record (another deployment's)."""
     def publish(log, builder):
         config, topics, catalog = builder.config, builder.topics, builder.catalog
+        by = "elsewhere" if kind == "another deployment" else "first"
         if kind == "corrupt":
-            publish_snapshot(log, topics, catalog, config, "x", 3, 10, fingerprint(config), b"not an avro container")
+            publish_snapshot(log, topics, catalog, config, by, 3, 10, fingerprint(config), b"not an avro container")
             return
-        _, payload = catalog.codec.decode(list(log.read(topics.meta))[-1].value)  # the good one
-        if kind == "past the committed offset":
-            publish_snapshot(log, topics, catalog, config, "x", 3, 10**9, fingerprint(config), payload["snapshot"])
-            return
-        snapshot = decode(payload["snapshot"], "test")
-        snapshot.config = {**snapshot.config, "seed": 999}
-        snapshot.fingerprint = "0" * 64
-        publish_snapshot(log, topics, catalog, config, "x", payload["round"], payload["inbox_offset"],
-                         payload["fingerprint"], encode(snapshot))
+        _, pointer = catalog.codec.decode(list(log.read(topics.meta))[-1].value)  # the good one
+        data = fetch_snapshot(log, topics, pointer, "test")
+        if kind == "another config":
+            snapshot = decode(data, "test")
+            snapshot.config, snapshot.fingerprint = {**snapshot.config, "seed": 999}, "0" * 64
+            data = encode(snapshot)
+        offset = 10**9 if kind == "past the committed offset" else pointer["inbox_offset"]
+        publish_snapshot(log, topics, catalog, config, by, pointer["round"], offset, pointer["fingerprint"], data)
     return publish
 
 
-@pytest.mark.parametrize("kind", ["corrupt", "past the committed offset", "another course"])
+@pytest.mark.parametrize("kind", ["corrupt", "past the committed offset", "another config", "another deployment"])
 def test_a_bad_latest_snapshot_is_skipped_with_a_warning_for_the_one_before_it(course, kind):
     config, result = course
     topics = CourseBuilder(config).topics
