@@ -71,7 +71,8 @@ def main() -> None:
         summary = tuner.run(progress=False)
         wall = time.perf_counter() - started
         lines = [json.loads(line) for line in (tuner.output / "tune.jsonl").read_text().splitlines()]
-        curves[label] = [(line["rounds_consumed"], line["best_seen"]) for line in lines if line["best_seen"]]
+        curves[label] = [(line["rounds_consumed"], line["best_seen"]) for line in lines
+                         if line["best_seen"] is not None]
         test = summary["test"]["metrics"] if summary["test"] else {}
         rows.append({"method": label, "configs": summary["trials"], "rounds_trained": summary["rounds_trained"],
                      "best_val_loss": summary["best"]["value"] if summary["best"] else "-",

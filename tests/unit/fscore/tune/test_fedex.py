@@ -118,6 +118,17 @@ def test_a_report_weighs_at_most_what_its_sender_declared_and_a_non_positive_one
 
     fedex.collect(update("p1", 1e300, 1e12))
     fedex.collect(update("p2", 0.5, -3.0))
-    assert fedex.pending == [{"sender": "p1", "arms": [0], "loss": 1e6, "samples": 38.0}]
+    assert fedex.pending == [{"sender": "p1", "arms": [0], "loss": 100.0, "samples": 38.0}]  # loss_bound
     fedex._step()
     assert np.isfinite(fedex.z[0]).all() and fedex.theta[0].min() > 0
+    # a loss after training is never negative: one below 0 is clipped to 0, so it cannot grab the policy
+    fedex.collect(update("p1", -1e6, 30))
+    assert fedex.pending[-1]["loss"] == 0.0
+    for honest in ("p2", "p3", "p4"):
+        fedex._coordinator.state.membership.participants[honest] = member
+        fedex.assigned[f"2/{honest}"] = [1]
+        fedex.collect(Message("model_update", ("coordinator",), 2, {"base_round": 2, "train_metrics": {
+            "fedex.loss": 2.0, "fedex.samples": 30}}, sender=honest))
+    fedex._step()
+    theta = fedex.theta[0]
+    assert np.isfinite(fedex.z[0]).all() and theta[0] < theta[1] and theta.min() >= 0.99e-6  # the honest arm leads

@@ -100,3 +100,12 @@ def test_a_fidelity_that_cannot_be_met_is_refused_in_one_line(options, every, ex
     with pytest.raises(ConfigError) as err:
         fidelity(TuneSettings(**options), 30, every)
     assert str(err.value).startswith(expected)
+
+
+def test_a_failing_rung_fails_its_trial_and_is_charged_its_planned_rounds():
+    from fscore.tune.study import _guarded
+    from fscore.tune.trial import Rung
+
+    result = _guarded(Rung(7, 1, {"rounds": "not a number"}, 3, 9, None, "/nonexistent/out"))
+    assert result.error is not None and result.error.startswith("ConfigError: ")
+    assert (result.trial, result.start, result.reached, result.rounds_trained) == (7, 3, 9, 6)

@@ -36,8 +36,7 @@ from fscore.worker import BaseWorker
 log = structlog.get_logger("fscore.fedex")
 
 FEDEX_CONFIG = "fedex_config"
-_LOSS_BOUND = 1e6  # a reported loss is clipped to +-this
-_Z_FLOOR = -50.0  # log-probability floor of an arm before normalizing
+_P_FLOOR = 1e-6  # no arm's probability falls below this (after normalizing), so no report divides by zero
 _SCHEMA = {
     "type": "record", "name": "FedExConfig", "namespace": "fscope.payload.fedex",
     "doc": "Each receiver's local hyperparameters for the round (FedEx): address -> trainer key -> value, and the "
@@ -58,6 +57,8 @@ class FedExOptions(BaseModel):
     cutoff: float = Field(0.0, ge=0, description="stop exploring (take each policy's mode) below this entropy")
     difference: bool = Field(False, description="judge a configuration by the validation loss it removed "
                                                 "(before - after training) instead of the loss after")
+    loss_bound: float = Field(100.0, gt=0, description="a reported loss is clipped to [0, this] (to [-this, this] "
+                                                       "with difference): one participant moves a policy boundedly")
 
     @model_validator(mode="after")
     def _arms(self) -> FedExOptions:
@@ -166,10 +167,11 @@ class FedEx(Plugin):
             log.warning("fedex_report_ignored", sender=msg.sender, round=msg.round,
                         reason=f"fedex.samples {samples} is not positive")
             return
-        # a report weighs at most the examples its sender declared, and its loss is bounded, so one participant
-        # cannot blow up the policy
+        # a report weighs at most the examples its sender declared, and its loss is bounded (a loss after
+        # training is never negative), so one participant cannot blow up the policy
+        low = -self.options.loss_bound if self.options.difference else 0.0
         self.pending.append({"sender": msg.sender, "arms": picks,
-                             "loss": min(max(float(metrics["fedex.loss"]), -_LOSS_BOUND), _LOSS_BOUND),
+                             "loss": min(max(float(metrics["fedex.loss"]), low), self.options.loss_bound),
                              "samples": min(samples, float(max(declared, 1)))})
 
     def _step(self) -> None:
@@ -181,12 +183,11 @@ class FedEx(Plugin):
         weights = np.array([r["samples"] for r in self.pending], dtype=np.float64)
         weights /= weights.sum()
         losses = np.array([r["loss"] for r in self.pending])
-        if self.trace:
-            discount = self.options.gamma ** np.arange(len(self.trace))[::-1]
-            baseline = float(np.dot(self.trace, discount) / discount.sum())
-        else:
-            baseline = 0.0
+        # the baseline is the discounted mean of the steps' weighted losses, this one's included (as FedEx's
+        # code does), so the first step is centred too instead of penalizing whichever arms were drawn
         self.trace.append(float(np.dot(weights, losses)))
+        discount = self.options.gamma ** np.arange(len(self.trace))[::-1]
+        baseline = float(np.dot(self.trace, discount) / discount.sum())
         self.steps += 1
         if self.exploring:
             for j, z in enumerate(self.z):
@@ -196,8 +197,9 @@ class FedEx(Plugin):
                     arm = report["arms"][j]
                     grad[arm] += w * (loss - baseline) / theta[arm]
                 eta0 = (self.options.eta0 or math.sqrt(2 * math.log(len(z)))) if len(z) > 1 else 0.0
-                z = np.maximum(z - eta0 / math.sqrt(self.steps) * grad, _Z_FLOOR)  # no arm's probability hits 0
-                self.z[j] = z - np.logaddexp.reduce(z)
+                z = z - eta0 / math.sqrt(self.steps) * grad
+                theta = np.maximum(np.exp(z - np.logaddexp.reduce(z)), _P_FLOOR)  # no arm's probability hits 0
+                self.z[j] = np.log(theta / theta.sum())
             self.entropy.append(sum(_entropy(t) for t in self.theta))
             if self.entropy[-1] < self.options.cutoff:
                 self.exploring = False

@@ -77,8 +77,12 @@ class Tuner:
         if settings.fedex and not self.fedex:
             raise ConfigError(f"--fedex: {space.source} has no trainer.* key for FedEx to explore per participant")
         space.check(self.trial_config)  # every key and both ends of its range, before anything is written
-        if (output / "tune.jsonl").exists():
-            raise ConfigError(f"--output: {output} already holds a tuning run (tune.jsonl); give another directory")
+        for made in ("tune.jsonl", "study.journal"):  # a crashed run leaves its journal: its trials would count
+            if (output / made).exists():
+                raise ConfigError(f"--output: {output} already holds a tuning run ({made}); give another directory")
+        if self.base.evaluation.participants is False:
+            raise ConfigError("evaluation.participants: false, but the objective is the participants' validation "
+                              "metrics; leave it unset")
 
     def trial_config(self, params: dict[str, Any], split: str = "validation") -> CourseConfig:
         """The course a trial trains: the base config with the trial's values, at full fidelity. With ``--fedex``
@@ -93,7 +97,9 @@ class Tuner:
                                 {"name": "fedex", "role": "all", "options": {"arms": arms}}]
         return load_config(self.config_path, self.overrides, values={
             **plain, "rounds": self.r_max, "data.validation_fraction": self.validation_fraction,
-            "evaluation.split": split, "simulation.progress": False, "simulation.threads": self.threads})
+            "evaluation.split": split, "simulation.progress": False, "simulation.threads": self.threads,
+            # the objective: participants evaluate every evaluated round, whatever the strategy's trigger
+            "evaluation.participants": True})
 
     def run(self, progress: bool = True) -> dict[str, Any]:
         import optuna
@@ -216,17 +222,22 @@ class Tuner:
     def _test(self, train: Callable[[list[Rung]], list[RungResult]], best: Any, tune_log: TuneLog) -> dict[str, Any]:
         """The chosen config, trained again to full fidelity and evaluated on the test split: the only time the
         tuner looks at it. Not counted in the budget."""
+        trained = [line for line in tune_log.lines if line["trial"] == best.number and line["state"] == "complete"]
         config = self.trial_config(best.params, split="test")
-        job = Rung(best.number, -1, config.model_dump(mode="json"), 0, self.r_max, None, str(self.output / "best"))
+        # exactly the rounds the trial trained, and no early stop: on the test split that would judge by test data
+        rounds = trained[-1]["rounds"] if trained else self.r_max
+        config = config.model_copy(update={"rounds": rounds, "evaluation": config.evaluation.model_copy(
+            update={"patience": 0, "stop_at_target": False})})
+        job = Rung(best.number, -1, config.model_dump(mode="json"), 0, rounds, None, str(self.output / "best"))
         result, = train([job])
         if result.error is not None:
             raise FscoreError(f"the chosen config (trial {best.number}) failed its test run: {result.error}")
         last = result.rows[-1] if result.rows else {}
-        trained = [line for line in tune_log.lines if line["trial"] == best.number and line["state"] == "complete"]
         return {"trial": best.number, "rounds": result.reached, "model_sha256": result.model_sha256,
                 # the split evaluated on changes nothing a sync course trains, so this is the trial's own model
                 "same_model_as_trial": bool(trained) and trained[-1]["model_sha256"] == result.model_sha256,
-                "metrics": {k: v for k, v in last.items() if k.startswith(("clients.", "heldout."))},
+                # the participants' test splits; heldout.* is the coordinator's own set, which trials saw too
+                "metrics": {k: v for k, v in last.items() if k.startswith("clients.")},
                 "output": str(self.output / "best")}
 
     # -- where things live --------------------------------------------------------------------------------------
@@ -251,9 +262,12 @@ class Tuner:
 
 
 def _guarded(job: Rung) -> RungResult:
-    """A rung whose course fails (stalls, refuses its config) fails its trial, not the study."""
+    """A rung whose course fails (stalls, refuses its config, a trainer raises) fails its trial, not the study.
+    It is charged its planned rounds: how far it got is unknown, and a budget that failures did not spend would
+    let a space where every trial fails be searched for ever."""
     try:
         return run_rung(job)
-    except (FscoreError, ValueError) as exc:
-        return RungResult(job.trial, job.rung, job.start, job.start, True, error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - whatever a user's config or trainer raises fails only its trial
+        return RungResult(job.trial, job.rung, job.start, job.stop, True,
+                          error=f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
 
