@@ -9,6 +9,7 @@ It reads what every run leaves behind (``metrics.jsonl``, ``aggregations.jsonl``
 * the staleness of every aggregated update (Figure 10);
 * client-wise accuracy, one point per participant, with the mean and the 10th percentile marked, runs side by
   side (Figure 11: FedAvg against personalized algorithms), for runs whose participants evaluated;
+* who holds what: each participant's examples stacked by label (from ``summary.json``'s ``data``, standalone);
 * accuracy against privacy, a backdoor's success over rounds and a gradient inversion's reconstructions
   (Figure 12), for runs with those plug-ins (:mod:`fscore.report_privacy`).
 """
@@ -130,6 +131,9 @@ def figures(runs: list[RunData]) -> dict[str, bytes]:
               if run.summary.get("clientwise", {}).get("accuracy")}
     if series:
         out["clientwise_accuracy.png"] = clientwise_figure(series, "Client-wise accuracy")
+    partitioned = [(run, label) for run, label in zip(runs, labels, strict=True) if run.summary.get("data")]
+    if partitioned:
+        out["data_partition.png"] = partition_figure(plt, partitioned)
     from fscore.report_privacy import privacy_figures
 
     out.update(privacy_figures(runs, _run_names(runs), _png))
@@ -169,6 +173,25 @@ def clientwise_figure(series: dict[str, list[float]], title: str) -> bytes:
     ax.set(ylabel="client-wise accuracy", title=title)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(loc="lower right", fontsize=8)
+    return _png(fig, plt)
+
+
+def partition_figure(plt: Any, runs: list[tuple[RunData, str]]) -> bytes:
+    """Who holds what: per run, each participant's examples as one bar stacked by label, largest first."""
+    import numpy as np
+
+    fig, axes = plt.subplots(len(runs), 1, figsize=(8, 2.6 * len(runs)), squeeze=False)
+    for ax, (run, label) in zip(axes[:, 0], runs, strict=True):
+        counts = np.array([p["labels"] for p in run.summary["data"]["participants"]])
+        order = np.argsort(-counts.sum(axis=1), kind="stable")
+        bottom = np.zeros(len(order))
+        for c in range(counts.shape[1]):
+            ax.bar(range(len(order)), counts[order, c], bottom=bottom, width=0.9, label=str(c))
+            bottom += counts[order, c]
+        ax.set(title=f"{label}: {len(order)} participants", xlabel="participant (largest first)",
+               ylabel="examples")
+        ax.title.set_fontsize(9)
+    axes[0][0].legend(title="label", fontsize=6, ncol=2, loc="upper right")
     return _png(fig, plt)
 
 

@@ -169,3 +169,19 @@ class RunWriter:
     def summary(self, summary: dict[str, Any]) -> None:
         if self.directory is not None:
             (self.directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def partition_summary(federation: Any) -> dict[str, Any]:
+    """Who holds what (issue 18): per participant, its training and test examples and its label histogram over
+    both, in participant order; and the coordinator's held-out examples. ``fscope report`` plots it."""
+    classes = federation.num_classes
+
+    def histogram(*parts: Any) -> list[int]:
+        counts = np.zeros(classes, dtype=np.int64)
+        for part in parts:
+            counts += np.bincount(part.y, minlength=classes)[:classes]
+        return [int(c) for c in counts]
+
+    return {"heldout": len(federation.heldout), "classes": classes,
+            "participants": [{"train": len(c.train), "test": len(c.test), "labels": histogram(c.train, c.test)}
+                             for c in federation.clients]}

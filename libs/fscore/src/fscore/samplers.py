@@ -4,7 +4,8 @@ Randomness comes from the rng passed in, so a course's sampling is a function of
 the order of events. ``response_times`` is the coordinator's estimate of each participant's
 round-trip time in seconds: from the device it reported when joining, then from its observed replies.
 A sampler that learns from training results (Oort) overrides ``feedback``, FedScale's
-register_feedback: the coordinator calls it for every update it accepts, in the order it handles
+register_feedback (:mod:`fscore.client_manager` takes FedScale's whole client-manager interface):
+the coordinator calls it for every update it accepts, in the order it handles
 them, so recovery and replay rebuild the sampler's state exactly.
 A new sampler is one subclass plus one :func:`register_sampler` call.
 """
@@ -34,6 +35,13 @@ class Sampler(RequiredMethods):
     def feedback(self, participant: str, *, num_samples: int, metrics: Mapping[str, float], duration: float) -> None:
         """What one participant's training just yielded: its sample count, its trainer's metrics (``loss``)
         and how long the round trip took. Most samplers ignore it."""
+
+    def joined(self, participant: str, *, num_samples: int, duration: float) -> None:
+        """A participant was admitted: its training examples and its expected round trip (FedScale's
+        register_client). Most samplers ignore it."""
+
+    def at(self, round: int, now: float) -> None:
+        """The coordinator's round and clock, given before each ``sample`` and ``feedback``."""
 
 
 class UniformSampler(Sampler):
@@ -212,5 +220,10 @@ def sampler_names() -> list[str]:
 
 def make_sampler(name: str, groups: int = 5, **options: Any) -> Sampler:
     """Build ``name``; errors are ConfigErrors naming the ``strategy.sampler`` keys."""
-    return SAMPLERS.build(name, options, key="strategy.sampler", options_key="strategy.sampler_options",
-                          implicit={"groups": groups})
+    from fscore.client_manager import ClientManager, ManagedSampler
+
+    factory = SAMPLERS.resolve(name, "strategy.sampler")
+    if isinstance(factory, type) and issubclass(factory, ClientManager):  # FedScale's interface: its own options
+        return ManagedSampler(SAMPLERS.construct(factory, name, options, options_key="strategy.sampler_options"))
+    return SAMPLERS.construct(factory, name, options, options_key="strategy.sampler_options",
+                              implicit={"groups": groups})

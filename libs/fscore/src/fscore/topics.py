@@ -43,7 +43,9 @@ class CourseTopics:
         so the meta topic stays small however large the model."""
         return f"{self.prefix}.{self.course}.snapshots"
 
-    def specs(self) -> list[TopicSpec]:
+    def specs(self, snapshots: bool = True) -> list[TopicSpec]:
+        """The course's topics; without the snapshots topic for a participant, which never touches it (and whose
+        user's ACLs need not mention it)."""
         return [TopicSpec(self.coordinator, 1), TopicSpec(self.broadcast, 1),
                 TopicSpec(self.direct, self.direct_partitions), TopicSpec(self.dlq, 1), TopicSpec(self.meta, 1),
-                TopicSpec(self.snapshots, 1)]
+                *([TopicSpec(self.snapshots, 1)] if snapshots else [])]

@@ -109,3 +109,15 @@ def test_a_failing_rung_fails_its_trial_and_is_charged_its_planned_rounds():
     result = _guarded(Rung(7, 1, {"rounds": "not a number"}, 3, 9, None, "/nonexistent/out"))
     assert result.error is not None and result.error.startswith("ConfigError: ")
     assert (result.trial, result.start, result.reached, result.rounds_trained) == (7, 3, 9, 6)
+
+
+def test_fedex_explores_numeric_trainer_keys_only_and_says_so_up_front(tmp_path):
+    from fscore.tune.settings import TuneSettings
+    from fscore.tune.study import Tuner
+    from tests.conftest import ROOT
+
+    space = SearchSpace.parse({"trainer.optimizer": {"type": "categorical", "choices": ["sgd", "adam"]}}, "space")
+    with pytest.raises(ConfigError, match=r"^--fedex: trainer.optimizer: .*\(FedEx explores numeric trainer keys\)$"):
+        Tuner(ROOT / "examples" / "digits_fedavg.yaml", ["rounds=9"], space,
+              TuneSettings(method="rs", budget=9, fedex=True), tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # refused before anything is written

@@ -36,11 +36,11 @@ class FeatureSkewConfig(_Strict):
 
 class DataConfig(_Strict):
     dataset: str = Field("digits", min_length=1, description=(
-        "digits | synthetic, a registered dataset, an entry point of group fscope.datasets, or module:attr "
-        "(a fscore.data.sources.DatasetSource)"))
-    split: Literal["iid", "dirichlet", "classes"] = Field("dirichlet", description=(
+        "digits | synthetic | leaf | cifar10 | npz | table (the last four read data.path), a registered dataset, "
+        "an entry point of group fscope.datasets, or module:attr (a fscore.data.sources.DatasetSource)"))
+    split: Literal["iid", "dirichlet", "classes", "natural"] = Field("dirichlet", description=(
         "iid; dirichlet: label skew by Dir(alpha); classes: each participant holds classes_per_participant "
-        "classes"))
+        "classes; natural: one participant per writer the dataset names (LEAF users, a client array or column)"))
     alpha: float = Field(0.5, gt=0, description="Dirichlet concentration; smaller is more label-skewed")
     classes_per_participant: int = Field(2, ge=1, description="split classes: how many classes each one holds")
     test_fraction: float = Field(0.2, ge=0, lt=1, description="share of each participant's data for its local test")
@@ -55,6 +55,11 @@ class DataConfig(_Strict):
     synthetic_classes: int = Field(10, ge=2)
     feature_skew: FeatureSkewConfig | None = Field(None, description=(
         "per-participant input transforms (rotation, intensity, noise) drawn from the seed: feature skew"))
+    path: str | None = Field(None, description=(
+        "the file or directory of a dataset read from disk (leaf, cifar10, npz, table); nothing is downloaded"))
+    client_key: str = Field("client", min_length=1, description=(
+        "the .npz array or table column naming each example's owner (for split natural)"))
+    label_key: str = Field("label", min_length=1, description="a table's label column")
     local_path: str | None = Field(None, description=(
         "a participant's own data instead of a shard: an .npz with arrays x and y laid out like `dataset`; "
         "{index} in the path is replaced by the participant's index"))

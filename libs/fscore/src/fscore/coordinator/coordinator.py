@@ -148,6 +148,7 @@ class Coordinator(Joining, Alarms, Evaluating, BaseWorker):
         wanted = st.concurrency if st.synchronous else st.concurrency - len(s.requests.busy)
         if wanted <= 0 or not idle:
             return
+        self.sampler.at(s.round, self.now)
         chosen = self.sampler.sample(idle, wanted, self.rng, response_times=s.membership.response_times)
         s.requests.sampled = tuple(chosen)
         dispatch = self._dispatched()
@@ -196,6 +197,7 @@ class Coordinator(Joining, Alarms, Evaluating, BaseWorker):
         del s.requests.busy[msg.sender], s.requests.requested[msg.sender]
         s.membership.unresponsive.pop(msg.sender, None)  # it had been given another go, and answered in time
         s.membership.response_times[msg.sender] = msg.timestamp - s.requests.sent_at.pop(msg.sender, msg.timestamp)
+        self.sampler.at(s.round, self.now)
         self.sampler.feedback(msg.sender, num_samples=p["num_samples"], metrics=p["train_metrics"],
                               duration=s.membership.response_times[msg.sender])
         staleness = s.round - msg.round

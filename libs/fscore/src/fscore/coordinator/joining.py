@@ -58,6 +58,9 @@ class Joining:
             estimate = self._expected_response_time(p)
             if estimate is not None:
                 s.membership.response_times[msg.sender] = estimate
+            self.sampler.at(s.round, self.now)  # type: ignore[attr-defined]
+            self.sampler.joined(msg.sender, num_samples=info.num_train_samples,  # type: ignore[attr-defined]
+                                duration=estimate if estimate is not None else 0.0)
             log.debug("joined", course=self.course, participant=msg.sender, id=info.id, phase=s.phase)
         # A participant that joins again (e.g. after a restart) gets its id again.
         self.send(ASSIGN_ID, [msg.sender], s.round, {"participant_id": info.id, "address": msg.sender})

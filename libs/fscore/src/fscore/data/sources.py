@@ -53,6 +53,11 @@ class CentralDataset(DatasetSource):
         data = self.load(cfg)
         pool_idx, heldout_idx = train_test_split(len(data), cfg.heldout_fraction, rng)
         pool = data.subset(pool_idx)
+        if cfg.split == "natural":
+            from fscore.data.splitters import SplitError
+
+            raise SplitError("data.split", f"natural: dataset {cfg.dataset!r} has no natural partition (leaf, npz "
+                                           "and table datasets may)")
         if cfg.split == "iid":
             parts = iid_split(len(pool), participants, rng)
         elif cfg.split == "classes":
@@ -105,7 +110,9 @@ def client_split(data: Dataset, test_fraction: float, rng: np.random.Generator) 
 
 
 #: dataset factories, called with no arguments
-DATASETS: Registry[DatasetSource] = Registry("dataset", {"digits": Digits, "synthetic": Synthetic})
+DATASETS: Registry[DatasetSource] = Registry("dataset", {
+    "digits": Digits, "synthetic": Synthetic, "leaf": "fscore.data.files:Leaf", "cifar10": "fscore.data.files:Cifar10",
+    "npz": "fscore.data.files:Npz", "table": "fscore.data.files:Table"})
 
 
 def register_dataset(name: str, source: type[DatasetSource] | str) -> None:

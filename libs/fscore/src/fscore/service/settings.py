@@ -75,11 +75,12 @@ def service_config(path: str | None, overrides: list[str]) -> CourseConfig:
     return load_config(path, [*env.override_list(), *overrides], env.literal_values())
 
 
-def connect(config: CourseConfig, topics: CourseTopics) -> Transport:
-    """The configured Kafka transport with the course's topics in place (created if missing)."""
+def connect(config: CourseConfig, topics: CourseTopics, snapshots: bool = True) -> Transport:
+    """The configured Kafka transport with the course's topics in place (created if missing); ``snapshots``:
+    the snapshots topic too (the coordinator's; a participant never touches it)."""
     from fscore.transport.kafka_common import make_kafka_transport
 
     transport = make_kafka_transport(config.transport.kafka)
-    transport.ensure_topics(topics.specs())
+    transport.ensure_topics(topics.specs(snapshots))
     return transport
 

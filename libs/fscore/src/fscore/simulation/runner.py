@@ -26,7 +26,7 @@ from fscore.errors import ConfigError, CourseStalled
 from fscore.intake import DecodeCache, IntakeCounts
 from fscore.message import COORDINATOR, PARTICIPANT, Message
 from fscore.participant import Participant
-from fscore.results import SUMMARY_LOG_KEYS, RunWriter, course_summary
+from fscore.results import SUMMARY_LOG_KEYS, RunWriter, course_summary, partition_summary
 from fscore.simulation.network import VirtualNetwork
 from fscore.snapshot.course import put_back, snapshot_refusal, take
 from fscore.snapshot.record import CourseSnapshot, check_fits
@@ -171,6 +171,8 @@ def _run(config: CourseConfig, *, output_dir: Path | None, progress: bool | None
         "dead_lettered": coord_comm.dead_lettered + sum(c.dead_lettered for _, c in participants.values()),
         "intake": IntakeCounts.total_of([coord_comm.intake, *(c.intake for _, c in participants.values())]),
         "records": {t: embedded.end_offset(t) for t in (topics.coordinator, topics.broadcast)},
+        # who holds what (participants reading their own files are not in the course's federation)
+        **({"data": partition_summary(builder.federation)} if config.data.local_path is None else {}),
         **({"restored_from_round": restore.round} if restore is not None else {}),
         **({"snapshots": at_rest.written} if at_rest is not None else {}),
         **({"finish_reason": "paused", "paused_at": at_rest.paused} if paused and at_rest is not None else {}),

@@ -141,6 +141,9 @@ class FedEx(Plugin):
         thetas = self.theta
         configs, arms = {}, {}
         self.sends = {k: n for k, n in self.sends.items() if int(k.partition("/")[0]) >= message.round - 1}
+        # an update older than the strategy tolerates is refused anyway: its draw is not kept for a dropout
+        oldest = message.round - worker.strategy.toleration - 1  # type: ignore[attr-defined]
+        self.assigned = {k: a for k, a in self.assigned.items() if int(k.partition("/")[0]) >= oldest}
         for address in message.receivers:
             # one stream per receiver, round and resend: the draws do not depend on how sends are grouped
             key = f"{message.round}/{address}"

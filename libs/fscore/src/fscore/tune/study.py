@@ -77,6 +77,7 @@ class Tuner:
         if settings.fedex and not self.fedex:
             raise ConfigError(f"--fedex: {space.source} has no trainer.* key for FedEx to explore per participant")
         space.check(self.trial_config)  # every key and both ends of its range, before anything is written
+        self._check_fedex_arms()
         for made in ("tune.jsonl", "study.journal"):  # a crashed run leaves its journal: its trials would count
             if (output / made).exists():
                 raise ConfigError(f"--output: {output} already holds a tuning run ({made}); give another directory")
@@ -84,14 +85,32 @@ class Tuner:
             raise ConfigError("evaluation.participants: false, but the objective is the participants' validation "
                               "metrics; leave it unset")
 
+    def _check_fedex_arms(self) -> None:
+        """FedEx takes numeric trainer keys only: one that is not, or a value it refuses, is one line now rather
+        than a failed first trial."""
+        from pydantic import ValidationError
+
+        from fscore.tune.fedex import FedExOptions
+
+        for key in self.fedex:
+            values = [v[key] for v in self.space.corners() if key in v]
+            try:
+                FedExOptions(arms={key.removeprefix("trainer."): values})
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                raise ConfigError(f"--fedex: {key}: {err['msg'].removeprefix('Value error, ')} (FedEx explores "
+                                  "numeric trainer keys)") from None
+
     def trial_config(self, params: dict[str, Any], split: str = "validation") -> CourseConfig:
         """The course a trial trains: the base config with the trial's values, at full fidelity. With ``--fedex``
         the candidates of each local key (``trainer.lr#0``, ...) become the arms of a FedEx plug-in."""
         plain = {k: v for k, v in params.items() if "#" not in k}
         arms: dict[str, list[Any]] = {}
         for key, value in params.items():
-            if "#" in key:
-                arms.setdefault(key.partition("#")[0].removeprefix("trainer."), []).append(value)
+            if "#" in key:  # a value drawn twice is one candidate: a duplicate would only dilute the policy
+                candidates = arms.setdefault(key.partition("#")[0].removeprefix("trainer."), [])
+                if value not in candidates:
+                    candidates.append(value)
         if arms:
             plain["plugins"] = [*(p.model_dump(mode="json") for p in self.base.plugins),
                                 {"name": "fedex", "role": "all", "options": {"arms": arms}}]
