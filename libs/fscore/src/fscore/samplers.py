@@ -220,10 +220,5 @@ def sampler_names() -> list[str]:
 
 def make_sampler(name: str, groups: int = 5, **options: Any) -> Sampler:
     """Build ``name``; errors are ConfigErrors naming the ``strategy.sampler`` keys."""
-    from fscore.client_manager import ClientManager, ManagedSampler
-
-    factory = SAMPLERS.resolve(name, "strategy.sampler")
-    if isinstance(factory, type) and issubclass(factory, ClientManager):  # FedScale's interface: its own options
-        return ManagedSampler(SAMPLERS.construct(factory, name, options, options_key="strategy.sampler_options"))
-    return SAMPLERS.construct(factory, name, options, options_key="strategy.sampler_options",
-                              implicit={"groups": groups})
+    return SAMPLERS.build(name, options, key="strategy.sampler", options_key="strategy.sampler_options",
+                          implicit={"groups": groups})

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fscore.aggregators import Aggregator, make_aggregator
+from fscore.client_manager import ClientManager, ManagedSampler
 from fscore.config import CourseConfig, PluginConfig, StrategyConfig
 from fscore.data.sources import dataset_source
 from fscore.errors import ConfigError
 from fscore.plugins import PLUGINS, Plugin, PluginContext
-from fscore.samplers import Sampler, make_sampler
+from fscore.samplers import SAMPLERS, Sampler, make_sampler
 from fscore.strategy import Strategy
 from fscore.trainers.base import TRAINERS
 
@@ -28,7 +29,12 @@ def build_aggregator(config: CourseConfig) -> Aggregator:
 def build_sampler(strategy: StrategyConfig) -> Sampler:
     if "groups" in strategy.sampler_options:
         raise ConfigError("strategy.sampler_options.groups: the number of groups is strategy.groups")
-    return make_sampler(strategy.setting("sampler"), groups=strategy.groups, **strategy.sampler_options)
+    name = strategy.setting("sampler")
+    factory = SAMPLERS.resolve(name, "strategy.sampler")
+    if isinstance(factory, type) and issubclass(factory, ClientManager):  # FedScale's interface, its own options
+        return ManagedSampler(SAMPLERS.construct(factory, name, strategy.sampler_options,
+                                                 options_key="strategy.sampler_options"))
+    return make_sampler(name, groups=strategy.groups, **strategy.sampler_options)
 
 
 def plugin_class(key: str, entry: PluginConfig) -> type[Plugin]:
