@@ -109,7 +109,8 @@ def test_entry_points_are_listed_among_the_known_names(extension):
     (["plugins=[{name: model_poisoning, participants: [1]}]"], "plugins[0].options.kind: Field required"),
     (["aggregator.name=unweighted_mean", "aggregator.server_lr=0"],
      "aggregator.server_lr: Input should be greater than 0 (got 0)"),
-    (["data.dataset=mnist"], "data.dataset: unknown dataset 'mnist'; known: cifar10, digits, five_digits, leaf, npz, synthetic, table"),
+    (["data.dataset=mnist"],
+     "data.dataset: unknown dataset 'mnist'; known: cifar10, digits, five_digits, leaf, npz, synthetic, table"),
     (["strategy.sampler=round_robin", "strategy.sampler_options={speed: 2}"],
      "strategy.sampler_options: sampler round_robin takes no options (got speed)"),
 ])
