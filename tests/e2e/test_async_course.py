@@ -117,10 +117,11 @@ def test_report_draws_the_three_figures_for_several_runs(runs, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fscore.cli", "report", *dirs, "--output", str(tmp_path / "r")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    for png in ("accuracy_vs_time.png", "aggregation_counts.png", "staleness.png"):
+    # and who holds what (standalone runs list each participant's examples in summary.json)
+    for png in ("accuracy_vs_time.png", "aggregation_counts.png", "staleness.png", "data_partition.png"):
         assert (tmp_path / "r" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (tmp_path / "r" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3 and "async_goal_rece_unif" in page and "sync_os" in page
+    assert page.count("data:image/png;base64,") == 4 and "async_goal_rece_unif" in page and "sync_os" in page
     from fscore.report import load_run
 
     counts = load_run(runs["sync_os"][1]).aggregation_counts  # what Figure 9 plots: zeros included
