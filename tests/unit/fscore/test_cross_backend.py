@@ -101,3 +101,20 @@ def test_a_custom_model_with_its_own_keras_codec_round_trips_bit_exactly_and_com
     rng = np.random.default_rng(2)
     data = Dataset(rng.random((50, 64), dtype=np.float32), rng.integers(0, 10, 50))
     assert torch_t.evaluate(data).metrics["loss"] == pytest.approx(keras_t.evaluate(data).metrics["loss"], rel=1e-5)
+
+
+def test_both_trainers_report_the_mean_squared_per_sample_loss_alike():
+    """Oort's statistical utility needs sqrt(mean of squared per-sample losses) (Lai et al. 2021 §4.2): both
+    twins report it from the same batches, and it is at least the squared mean loss (Jensen)."""
+    spec = SPECS[1]
+    rng = np.random.default_rng(6)
+    data = Dataset(rng.random((40, 64), dtype=np.float32), rng.integers(0, 10, 40))
+    params = initial(spec, 3)
+    reports = []
+    for trainer in trainers(spec):
+        trainer.set_parameters(params)
+        trainer.start_round(1)
+        reports.append(trainer.train(data).metrics)
+    for metrics in reports:
+        assert metrics["loss_square_mean"] >= metrics["loss"] ** 2 > 0
+    assert reports[0]["loss_square_mean"] == pytest.approx(reports[1]["loss_square_mean"], rel=1e-4)

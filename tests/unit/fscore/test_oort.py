@@ -10,7 +10,7 @@ import pytest
 from fscore.config import config_from_dict
 from fscore.course import CourseBuilder
 from fscore.errors import ConfigError
-from fscore.samplers import OortSampler
+from fscore.oort import OortSampler
 
 PEOPLE = [f"p{i:02d}" for i in range(20)]
 FAST = dict.fromkeys(PEOPLE, 1.0)
@@ -76,3 +76,65 @@ def test_sampler_options_that_do_not_apply_are_refused_naming_the_key(overrides,
     with pytest.raises(ConfigError) as err:
         CourseBuilder(config_from_dict({}, overrides))
     assert message in str(err.value)
+
+
+SPREAD = {p: float(i + 1) for i, p in enumerate(PEOPLE)}  # 1 s .. 20 s
+
+
+def run_rounds(sampler: OortSampler, rounds: int, loss_at) -> list[list[str]]:
+    """Sync rounds: pick 4, each picked participant reports ``loss_at(round)`` as its loss square mean."""
+    rng, cohorts = np.random.default_rng(0), []
+    for r in range(rounds):
+        sampler.at(r, float(r))
+        cohort = sampler.sample(PEOPLE, 4, rng, response_times=SPREAD)
+        for p in cohort:
+            sampler.feedback(p, num_samples=10, metrics={"loss": 1.0, "loss_square_mean": loss_at(r)},
+                             duration=SPREAD[p])
+        cohorts.append(cohort)
+    return cohorts
+
+
+def test_the_pacer_widens_the_preferred_duration_when_utility_stalls():
+    stalled = OortSampler(epsilon=0.2, min_epsilon=0.2, pacer_step=5, pacer_delta=0.1)
+    run_rounds(stalled, 31, lambda r: 1.0 / (1 + r))  # losses fall: each window's utility is below the last
+    assert [r for r, _ in stalled.pacer_moves] == [10, 15, 20, 25, 30]
+    assert stalled.preferred_quantile == pytest.approx(1.0)
+    assert stalled.preferred_duration == pytest.approx(20.0)  # T grew from the median to the slowest
+    growing = OortSampler(epsilon=0.2, min_epsilon=0.2, pacer_step=5, pacer_delta=0.1)
+    run_rounds(growing, 31, lambda r: float(4 ** r))  # utility still climbing fast: T stays
+    assert growing.pacer_moves == [] and growing.preferred_quantile == 0.5
+    assert growing.preferred_duration == pytest.approx(np.quantile(list(SPREAD.values()), 0.5))
+
+
+def test_a_blacklisted_participant_is_not_selected():
+    sampler = OortSampler(epsilon=0.0, min_epsilon=0.0, pacer_step=0, blacklist_rounds=3, blacklist_max_share=0.25)
+    heard_from_all(sampler, {p: 5.0 if i < 4 else 0.1 for i, p in enumerate(PEOPLE)})
+    cohorts = run_rounds(sampler, 3, lambda r: 25.0)  # the first four keep the highest utility ...
+    assert all(cohort == PEOPLE[:4] for cohort in cohorts)
+    rng, banned_ever = np.random.default_rng(9), set()
+    for r in range(3, 30):
+        banned = sampler.blacklist(len(PEOPLE))
+        banned_ever |= set(banned)
+        sampler.at(r, float(r))
+        cohort = sampler.sample(PEOPLE, 4, rng, response_times=SPREAD)
+        assert not set(cohort) & set(banned), r  # ... but nobody on the blacklist is picked
+        for p in cohort:
+            sampler.feedback(p, num_samples=10, metrics={"loss_square_mean": 25.0}, duration=SPREAD[p])
+    assert set(PEOPLE[:4]) <= banned_ever
+    assert len(sampler.blacklist(len(PEOPLE))) == 5  # at most a quarter of the participants
+
+
+def test_the_blacklist_never_shrinks_a_cohort():
+    sampler = OortSampler(epsilon=0.0, min_epsilon=0.0, blacklist_rounds=1, blacklist_max_share=1.0)
+    idle = PEOPLE[:3]
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        assert sampler.sample(idle, 2, rng, response_times=FAST) != []
+        assert len(sampler.sample(idle, 2, rng, response_times=FAST)) == 2
+
+
+def test_statistical_utility_is_samples_times_root_mean_squared_loss():
+    sampler = OortSampler()
+    sampler.feedback("a", num_samples=30, metrics={"loss": 2.0, "loss_square_mean": 9.0}, duration=1.0)
+    sampler.feedback("b", num_samples=30, metrics={"loss": 2.0}, duration=1.0)  # a trainer that lacks it
+    assert sampler.statistical == {"a": 90.0, "b": 60.0}

@@ -3,7 +3,7 @@
 Randomness comes from the rng passed in, so a course's sampling is a function of its seed and of
 the order of events. ``response_times`` is the coordinator's estimate of each participant's
 round-trip time in seconds: from the device it reported when joining, then from its observed replies.
-A sampler that learns from training results (Oort) overrides ``feedback``, FedScale's
+A sampler that learns from training results (Oort, :mod:`fscore.oort`) overrides ``feedback``, FedScale's
 register_feedback (:mod:`fscore.client_manager` takes FedScale's whole client-manager interface):
 the coordinator calls it for every update it accepts, in the order it handles
 them, so recovery and replay rebuild the sampler's state exactly.
@@ -12,12 +12,11 @@ A new sampler is one subclass plus one :func:`register_sampler` call.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import Field, NonNegativeFloat, validate_call
+from pydantic import Field
 
 from fscore.interfaces import RequiredMethods, abstract
 from fscore.registry import Registry
@@ -114,96 +113,12 @@ class GroupSampler(Sampler):
 Share = Annotated[float, Field(ge=0, le=1)]
 
 
-class OortSampler(Sampler):
-    """Oort (Lai et al., OSDI 2021): prefer participants whose data is still useful and whose devices are fast.
-
-    A participant's utility is its statistical utility, num_samples x |training loss| from its last
-    update (Oort uses sqrt of the mean squared per-sample loss; trainers here report the mean loss),
-    divided by the largest among candidates, plus a bonus sqrt(0.1 ln R / r) for not having been
-    picked since call r of R. If its response time t exceeds the preferred duration T (the
-    ``preferred_quantile`` of the candidates' times), the utility is multiplied by (T/t)^alpha.
-
-    Of k picks, a share epsilon explores participants never heard from (faster ones more likely; a
-    fractional pick is made with that probability, so one pick at a time still explores);
-    the rest exploit: drawn, with probability proportional to utility, from those within ``cutoff``
-    of the k-th best utility. epsilon decays by ``epsilon_decay`` a call down to ``min_epsilon``.
-    Deviations from the paper: no pacer (T is a fixed quantile) and no blacklist of over-picked
-    participants.
-    """
-
-    @validate_call
-    def __init__(self, alpha: NonNegativeFloat = 2.0, epsilon: Share = 0.9, epsilon_decay: Share = 0.98,
-                 min_epsilon: Share = 0.2, cutoff: Share = 0.95,
-                 preferred_quantile: Annotated[float, Field(gt=0, le=1)] = 0.5) -> None:
-        self.alpha, self.epsilon, self.epsilon_decay, self.min_epsilon = alpha, epsilon, epsilon_decay, min_epsilon
-        self.cutoff, self.preferred_quantile = cutoff, preferred_quantile
-        self.statistical: dict[str, float] = {}
-        self.last_picked: dict[str, int] = {}
-        self.calls = 0
-
-    def feedback(self, participant: str, *, num_samples: int, metrics: Mapping[str, float], duration: float) -> None:
-        self.statistical[participant] = num_samples * abs(float(metrics.get("loss", 0.0)))
-
-    def utilities(self, explored: Sequence[str], response_times: Mapping[str, float]) -> np.ndarray:
-        stat = np.array([self.statistical[c] for c in explored])
-        stat = stat / stat.max() if stat.max() > 0 else stat
-        bonus = np.array([math.sqrt(0.1 * math.log(max(self.calls, 1)) / self.last_picked.get(c, 1))
-                          for c in explored])
-        util = stat + bonus
-        known = [response_times[c] for c in explored if c in response_times]
-        if known:
-            preferred = float(np.quantile(known, self.preferred_quantile))
-            times = np.array([response_times.get(c, preferred) for c in explored])
-            slow = times > preferred
-            util[slow] *= (preferred / times[slow]) ** self.alpha
-        return util
-
-    def sample(self, candidates: Sequence[str], k: int, rng: np.random.Generator, *,
-               response_times: Mapping[str, float] | None = None) -> list[str]:
-        self.calls += 1
-        times = response_times or {}
-        if k >= len(candidates):
-            chosen = list(candidates)
-        else:
-            explored = [c for c in candidates if c in self.statistical]
-            unexplored = [c for c in candidates if c not in self.statistical]
-            wanted = self.epsilon * k  # the fraction is explored with that probability, so k = 1 still explores
-            wanted = math.floor(wanted) + int(rng.random() < wanted - math.floor(wanted))
-            explore = min(len(unexplored), max(wanted, k - len(explored)))
-            chosen = self._exploit(explored, k - explore, rng, times) + self._explore(unexplored, explore, rng, times)
-        for c in chosen:
-            self.last_picked[c] = self.calls
-        self.epsilon = max(self.epsilon * self.epsilon_decay, self.min_epsilon)
-        order = {c: i for i, c in enumerate(candidates)}
-        return sorted(chosen, key=order.__getitem__)
-
-    def _exploit(self, explored: Sequence[str], k: int, rng: np.random.Generator,
-                 times: Mapping[str, float]) -> list[str]:
-        if k <= 0:
-            return []
-        util = self.utilities(explored, times)
-        threshold = self.cutoff * np.sort(util)[::-1][k - 1]
-        pool = [i for i in range(len(explored)) if util[i] >= threshold]
-        weights = np.maximum(util[pool], 1e-12)
-        picked = rng.choice(len(pool), size=k, replace=False, p=weights / weights.sum())
-        return [explored[pool[i]] for i in picked]
-
-    @staticmethod
-    def _explore(unexplored: Sequence[str], k: int, rng: np.random.Generator,
-                 times: Mapping[str, float]) -> list[str]:
-        if k <= 0:
-            return []
-        speed = np.array([1.0 / max(times.get(c, 1.0), 1e-9) for c in unexplored])
-        picked = rng.choice(len(unexplored), size=k, replace=False, p=speed / speed.sum())
-        return [unexplored[i] for i in picked]
-
-
 #: factories take the strategy's sampler options as keywords (``groups``, and ``strategy.sampler_options``)
 SAMPLERS: Registry[Sampler] = Registry("sampler", {
     "uniform": lambda groups=5: UniformSampler(),
     "responsiveness": lambda groups=5: ResponsivenessSampler(),
     "group": lambda groups=5: GroupSampler(groups),
-    "oort": lambda groups=5, **options: OortSampler(**options),
+    "oort": "fscore.oort:oort_sampler",  # imported when first named
 })
 
 

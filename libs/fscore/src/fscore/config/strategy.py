@@ -65,7 +65,7 @@ class StrategyConfig(_Strict):
     discount_hinge: int = Field(4, ge=0, description="hinge: staleness up to this is not discounted")
     groups: int = Field(5, ge=1, description="group sampler: number of responsiveness bins")
     sampler_options: dict[str, Any] = Field(default_factory=dict, description=(
-        "options of the sampler beyond groups, e.g. oort's {alpha: 2, epsilon: 0.9}"))
+        "options of the sampler beyond groups, e.g. oort's {alpha: 2, pacer_step: 20, blacklist_rounds: 10}"))
 
     def setting(self, key: str) -> Any:
         """The effective value of ``key``: explicit, else the preset's, else the default."""

@@ -102,10 +102,15 @@ def effective_steps(steps: int, cfg: TrainerConfig) -> float:
     return (steps - rho * (1 - rho**steps) / (1 - rho)) / (1 - rho)
 
 
-def train_result(cfg: TrainerConfig, num_samples: int, steps: int, seen: int, total_loss: float) -> TrainResult:
-    """What every trainer reports after local training: mean loss, steps, and FedNova's effective steps."""
-    return TrainResult(num_samples, {"loss": total_loss / max(seen, 1), "steps": float(steps),
-                                     "effective_steps": effective_steps(steps, cfg)}, seen)
+def train_result(cfg: TrainerConfig, num_samples: int, steps: int, seen: int, total_loss: float,
+                 total_square_loss: float | None = None) -> TrainResult:
+    """What every trainer reports after local training: mean loss, steps, FedNova's effective steps and,
+    given the sum of squared per-sample losses, their mean ``loss_square_mean`` (Oort's statistical
+    utility, Lai et al. 2021 §4.2, is |B_i| * sqrt of it)."""
+    metrics = {"loss": total_loss / max(seen, 1), "steps": float(steps), "effective_steps": effective_steps(steps, cfg)}
+    if total_square_loss is not None:
+        metrics["loss_square_mean"] = total_square_loss / max(seen, 1)
+    return TrainResult(num_samples, metrics, seen)
 
 
 #: trainers a config names in ``trainer.factory``: factories called as (ModelSpec, TrainerConfig, seed)

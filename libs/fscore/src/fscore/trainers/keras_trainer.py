@@ -54,6 +54,7 @@ class KerasTrainer(Trainer):
         self.rng = np.random.default_rng(self.seed)
         self.variables = _variables(model)
         self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self.per_sample_loss = keras.losses.sparse_categorical_crossentropy  # for loss_square_mean (Oort)
 
     def start_round(self, round_: int) -> None:
         self.rng = np.random.default_rng([*self.seed, round_])
@@ -97,10 +98,11 @@ class KerasTrainer(Trainer):
         trainable = self.model.trainable_variables
         mu = self.cfg.proximal_mu
         anchor = [tf.identity(v) for v in trainable] if mu else []
-        steps, seen, total_loss = 0, 0, 0.0
+        steps, seen, total_loss, total_square = 0, 0, 0.0, 0.0
         for idx in batches(len(data), self.cfg, self.rng):
             with tf.GradientTape() as tape:
-                loss = self.loss_fn(data.y[idx], self.model(x[idx], training=True))
+                logits = self.model(x[idx], training=True)
+                loss = self.loss_fn(data.y[idx], logits)
                 objective = loss
                 if mu:  # FedProx's proximal term; the reported loss stays the task loss
                     pairs = zip(trainable, anchor, strict=True)
@@ -108,9 +110,11 @@ class KerasTrainer(Trainer):
                     objective = loss + mu / 2 * proximal
             opt.apply_gradients(zip(tape.gradient(objective, trainable), trainable, strict=True))
             total_loss += float(loss) * len(idx)
+            losses = self.per_sample_loss(data.y[idx], logits, from_logits=True)
+            total_square += float(tf.reduce_sum(tf.square(losses)))
             seen += len(idx)
             steps += 1
-        return train_result(self.cfg, len(data), steps, seen, total_loss)
+        return train_result(self.cfg, len(data), steps, seen, total_loss, total_square)
 
     def evaluate(self, data: Dataset) -> EvalResult:
         if len(data) == 0:

@@ -86,15 +86,19 @@ class TorchTrainer(Trainer):
         mu = self.cfg.proximal_mu
         anchor = self._anchor() if mu else []
         weights = None if self.sample_weights is None else torch.from_numpy(self.sample_weights.astype(np.float32))
-        steps, seen, total_loss = 0, 0, 0.0
+        steps, seen, total_loss, total_square = 0, 0, 0.0, 0.0
         for batch in batches(len(data), self.cfg, self.rng):
             idx = torch.from_numpy(batch)
             opt.zero_grad()
+            logits = model(x[idx])
             if weights is None:
-                loss = self.loss_fn(model(x[idx]), y[idx])
+                loss = self.loss_fn(logits, y[idx])
+                with torch.no_grad():  # apart from the loss that trains, so its gradient stays bit for bit
+                    losses = nn.functional.cross_entropy(logits, y[idx], reduction="none")
             else:
-                losses = nn.functional.cross_entropy(model(x[idx]), y[idx], reduction="none")
+                losses = nn.functional.cross_entropy(logits, y[idx], reduction="none")
                 loss = (losses * weights[idx]).mean()
+            total_square += float((losses.detach() ** 2).sum())
             if mu:  # FedProx's proximal term; the reported loss stays the task loss
                 proximal = sum(((p - a) ** 2).sum() for p, a in zip(self.model.parameters(), anchor, strict=True))
                 (loss + mu / 2 * proximal).backward()
@@ -104,7 +108,7 @@ class TorchTrainer(Trainer):
             total_loss += loss.item() * len(idx)
             seen += len(idx)
             steps += 1
-        return train_result(self.cfg, len(data), steps, seen, total_loss)
+        return train_result(self.cfg, len(data), steps, seen, total_loss, total_square)
 
     def _anchor(self) -> list[torch.Tensor]:
         if self.anchor is None:
