@@ -62,3 +62,36 @@ def test_what_a_manager_returns_is_kept_to_feasible_unique_ids_and_num_of_them()
 def test_the_reward_is_oorts_statistical_utility():
     assert statistical_utility(40, {"loss_square_mean": 0.25, "loss": 9.0}) == 20.0
     assert statistical_utility(40, {"loss": 0.5}) == 20.0
+
+
+def test_fedscale_fedyogi_ported_as_an_aggregator_computes_what_fedyogi_does(examples_on_path):
+    """The seed's FedYoGi snippet, ported (examples/mylab/fedscale_yogi.py), against the built-in rule."""
+    from mylab.fedscale_yogi import FedScaleServerOptimizer
+
+    from fscore.aggregators.base import ClientUpdate, make_aggregator
+
+    rng = np.random.default_rng(4)
+    params = {"w": rng.normal(size=(5, 3)).astype(np.float32), "b": np.zeros(3, np.float32),
+              "count": np.array(2, np.int64)}
+    ported, builtin = FedScaleServerOptimizer(yogi_eta=0.05), make_aggregator("fedyogi", server_lr=0.05)
+    a = b = params
+    for _ in range(5):
+        updates = [ClientUpdate(f"p{i}", {k: (v + rng.normal(scale=0.1, size=v.shape)).astype(v.dtype)
+                                          if v.dtype != np.int64 else v + 1 for k, v in a.items()},
+                                int(rng.integers(5, 50)), 0) for i in range(3)]
+        a = ported.aggregate(a, updates)
+        b = builtin.aggregate(b, [ClientUpdate(u.sender, dict(u.params), u.num_samples, 0) for u in updates])
+        for name, value in params.items():
+            assert a[name].dtype == value.dtype
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6)
+        assert not np.allclose(a["w"], params["w"])
+
+
+def test_the_ported_fedyogi_runs_a_course_named_by_path_and_replays(examples_on_path):
+    port = "aggregator.name=mylab.fedscale_yogi:FedScaleServerOptimizer"
+    config = load_config(examples_on_path / "examples" / "digits_fedavg.yaml",
+                         ["course_id=yogi-port", "rounds=3", "trainer.local_epochs=1", port, "aggregator.yogi_eta=.1"])
+    result = run_standalone(config, progress=False)
+    report = replay_course(result.log, "yogi-port")
+    assert report.verified and report.final_sha256 == result.summary["model_sha256"]
+    assert result.summary["final_metrics"]["heldout.accuracy"] > 0.3
