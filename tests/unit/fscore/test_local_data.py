@@ -46,3 +46,14 @@ def test_a_participant_built_alone_keeps_only_its_shard_of_the_split(example_con
     everyone = CourseBuilder(config).federation.clients[3]
     np.testing.assert_array_equal(data.train.x, everyone.train.x)
     np.testing.assert_array_equal(data.test.y, everyone.test.y)
+
+
+def test_the_digits_read_from_scikit_learns_file_are_what_load_digits_returns():
+    from sklearn.datasets import load_digits
+
+    from fscore.data.sources import _bundled_digits
+
+    data, target = _bundled_digits()
+    bunch = load_digits()
+    assert data.tobytes() == bunch.data.tobytes() and data.dtype == bunch.data.dtype
+    assert np.array_equal(target, bunch.target)

@@ -32,7 +32,6 @@ from typing import Annotated
 import numpy as np
 import structlog
 from pydantic import Field, NonNegativeInt, PositiveFloat, validate_call
-from scipy.spatial.distance import pdist, squareform
 
 from fscore.aggregators.averaging import sample_weights, weighted_average
 from fscore.aggregators.base import Aggregator, ClientUpdate, Params, register_aggregator
@@ -43,6 +42,8 @@ log = structlog.get_logger("fscore.aggregators")
 # ----------------------------------------------------------------------------- the rules, on an (n, d) matrix
 
 def squared_distances(deltas: np.ndarray) -> np.ndarray:
+    from scipy.spatial.distance import pdist, squareform  # imported here: a course without Krum need not load scipy
+
     return squareform(pdist(deltas, "sqeuclidean"))
 
 

@@ -76,10 +76,27 @@ class Digits(CentralDataset):
     num_classes = 10
 
     def load(self, cfg: DataConfig) -> Dataset:
+        data, target = _bundled_digits()
+        return Dataset((data / 16.0).astype(np.float32), target.astype(np.int64))
+
+
+def _bundled_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits file, read without importing scikit-learn (and the scipy it loads: about a second
+    of a course's start-up, issue 19); the same arrays ``sklearn.datasets.load_digits`` returns (tested)."""
+    import gzip
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("sklearn")  # finds the package without running it
+    path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
+    if path is None or not path.is_file():  # another layout: let scikit-learn find it
         from sklearn.datasets import load_digits
 
         bunch = load_digits()
-        return Dataset((bunch.data / 16.0).astype(np.float32), bunch.target.astype(np.int64))
+        return bunch.data, bunch.target
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",")
+    return table[:, :-1], table[:, -1].astype(int)
 
 
 class Synthetic(DatasetSource):
