@@ -12,6 +12,7 @@ from torch import nn
 from fscore.config import TrainerConfig
 from fscore.data.dataset import Dataset
 from fscore.trainers.base import EvalResult, Trainer, TrainResult, batches, train_result
+from fscore.trainers.plain_sgd import PlainSGD
 from fstranslation.adapters import BackendAdapter, get_adapter
 
 _adapter = get_adapter("torch")
@@ -62,10 +63,14 @@ class TorchTrainer(Trainer):
     def set_parameters(self, params: Mapping[str, np.ndarray]) -> None:
         self.model.load_state_dict(self.adapter.from_wire(params), strict=True)
 
-    def _optimizer(self) -> torch.optim.Optimizer:
+    def _optimizer(self) -> torch.optim.Optimizer | PlainSGD:
+        """torch.optim's Adam, or SGD; :class:`PlainSGD` (the same update, bit for bit) unless a privatizer
+        (Opacus) needs a real torch.optim.Optimizer to wrap."""
         cfg = self.cfg
         if cfg.optimizer == "adam":
             return torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if self.privatizer is None:
+            return PlainSGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         return torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                weight_decay=cfg.weight_decay)
 
@@ -81,7 +86,7 @@ class TorchTrainer(Trainer):
                 undo()
 
     def _train(self, data: Dataset, x: torch.Tensor, y: torch.Tensor, model: nn.Module,
-               opt: torch.optim.Optimizer) -> TrainResult:
+               opt: torch.optim.Optimizer | PlainSGD) -> TrainResult:
         self.model.train()
         mu = self.cfg.proximal_mu
         anchor = self._anchor() if mu else []

@@ -1,0 +1,46 @@
+"""SGD for local training without torch.optim's start-up cost (issue 19).
+
+Every ``torch.optim.Optimizer.step`` imports ``torch._dynamo`` (torch's compiler), which costs about 2 s of a
+course's start-up, more than the whole default course trains, and is paid again by every participant process.
+Local training here never compiles, so :class:`PlainSGD` does ``torch.optim.SGD``'s CPU update itself, op for
+op as torch's single-tensor path does it (weight decay, then momentum with no dampening, then the step), so
+the model is bit for bit what ``torch.optim.SGD`` gives (tested). Adam, and Opacus's private optimizers,
+which wrap a real ``torch.optim.Optimizer``, still use torch.optim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+
+class PlainSGD:
+    """``torch.optim.SGD(params, lr, momentum, weight_decay)`` for dense CPU tensors: ``zero_grad`` and ``step``."""
+
+    def __init__(self, params: Iterable[torch.Tensor], lr: float, momentum: float = 0.0,
+                 weight_decay: float = 0.0) -> None:
+        self.params = list(params)
+        self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
+        self.buffers: list[torch.Tensor | None] = [None] * len(self.params)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            grad = p.grad
+            if self.weight_decay != 0:
+                grad = grad.add(p, alpha=self.weight_decay)
+            if self.momentum != 0:
+                buf = self.buffers[i]
+                if buf is None:
+                    buf = self.buffers[i] = grad.detach().clone()
+                else:
+                    buf.mul_(self.momentum).add_(grad, alpha=1.0)
+                grad = buf
+            p.add_(grad, alpha=-self.lr)
