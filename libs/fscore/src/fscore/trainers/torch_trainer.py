@@ -95,15 +95,9 @@ class TorchTrainer(Trainer):
         for batch in batches(len(data), self.cfg, self.rng):
             idx = torch.from_numpy(batch)
             opt.zero_grad()
-            logits = model(x[idx])
-            if weights is None:
-                loss = self.loss_fn(logits, y[idx])
-                with torch.no_grad():  # apart from the loss that trains, so its gradient stays bit for bit
-                    losses = nn.functional.cross_entropy(logits, y[idx], reduction="none")
-            else:
-                losses = nn.functional.cross_entropy(logits, y[idx], reduction="none")
-                loss = (losses * weights[idx]).mean()
-            total_square += float((losses.detach() ** 2).sum())
+            losses = nn.functional.cross_entropy(model(x[idx]), y[idx], reduction="none")
+            loss = losses.mean() if weights is None else (losses * weights[idx]).mean()
+            total_square += float(losses.detach().square().sum())
             if mu:  # FedProx's proximal term; the reported loss stays the task loss
                 proximal = sum(((p - a) ** 2).sum() for p, a in zip(self.model.parameters(), anchor, strict=True))
                 (loss + mu / 2 * proximal).backward()
