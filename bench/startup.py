@@ -29,7 +29,7 @@ from pathlib import Path
 from harness import report
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch._dynamo", "tensorflow", "scipy", "sklearn", "matplotlib", "opacus", "optuna")
+HEAVY = ("torch._dynamo", "tensorflow", "scipy", "sklearn", "matplotlib", "networkx", "opacus", "optuna")
 
 FIRST_ROUND = f"""
 import json, sys, time

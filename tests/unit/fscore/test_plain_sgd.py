@@ -35,7 +35,7 @@ def test_a_torch_course_trains_without_importing_torchs_compiler():
             "from tests.conftest import ROOT;"
             "run_standalone(load_config(ROOT / 'examples' / 'digits_fedavg.yaml', ['rounds=1', 'participants=3']),"
             " progress=False);"
-            "print(sorted(m for m in ('torch._dynamo', 'tensorflow', 'scipy', 'sklearn', 'matplotlib')"
+            "print(sorted(m for m in ('torch._dynamo', 'tensorflow', 'scipy', 'sklearn', 'matplotlib', 'networkx')"
             " if m in sys.modules))")
     from tests.conftest import ROOT
 
