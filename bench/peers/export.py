@@ -1,0 +1,72 @@
+"""Export one fscope workload for the peer simulators (issue 19): the same partitions, initial weights and
+training settings, so Flower, FederatedScope and pfl-research train exactly what fscope trains.
+
+    python bench/peers/export.py CONFIG OUT_DIR [--set key=value ...]
+
+Writes OUT_DIR/workload.npz and OUT_DIR/workload.json:
+
+  * ``train_x_<i>``, ``train_y_<i>``, ``test_x_<i>``, ``test_y_<i>``: participant i's data, as fscope's
+    splitter dealt it (float32 features flattened, int64 labels);
+  * ``heldout_x``, ``heldout_y``: the coordinator's held-out set, on which every side reports accuracy;
+  * ``init.<name>``: the initial global model in fscope's agreed (torch) layout and names;
+  * workload.json: participants, sample size, rounds, model, optimizer, lr, momentum, weight decay,
+    local epochs, batch size, seed, and the tensor names in order.
+
+Nothing here runs a course; the harnesses read these two files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fscore.config import load_config
+from fscore.course import CourseBuilder
+
+
+def export(config_path: Path, out: Path, overrides: list[str]) -> dict:
+    config = load_config(config_path, overrides)
+    builder = CourseBuilder(config)
+    federation = builder.federation
+    arrays: dict[str, np.ndarray] = {}
+    for i, client in enumerate(federation.clients):
+        for part, data in (("train", client.train), ("test", client.test)):
+            arrays[f"{part}_x_{i}"] = data.x.reshape(len(data), -1).astype(np.float32)
+            arrays[f"{part}_y_{i}"] = data.y.astype(np.int64)
+    arrays["heldout_x"] = federation.heldout.x.reshape(len(federation.heldout), -1).astype(np.float32)
+    arrays["heldout_y"] = federation.heldout.y.astype(np.int64)
+    init = builder.initial_params()
+    arrays |= {f"init.{name}": value for name, value in init.items()}
+    t = config.trainer
+    workload = {
+        "source": str(config_path), "overrides": overrides, "seed": config.seed,
+        "participants": config.participants, "sample_size": config.sample_size, "rounds": config.rounds,
+        "model": {"name": config.model.name, "hidden": config.model.hidden,
+                  "input_shape": list(builder.model_spec.input_shape), "classes": builder.model_spec.num_classes},
+        "trainer": {"optimizer": t.optimizer, "lr": t.lr, "momentum": t.momentum, "weight_decay": t.weight_decay,
+                    "local_epochs": t.local_epochs, "batch_size": t.batch_size},
+        "evaluation": {"every": config.evaluation.every, "participants": config.evaluation.participants},
+        "tensors": list(init),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "workload.npz", **arrays)
+    (out / "workload.json").write_text(json.dumps(workload, indent=2) + "\n")
+    return workload
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("config", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args()
+    workload = export(args.config, args.out, args.overrides)
+    print(f"wrote {args.out / 'workload.npz'}: {workload['participants']} participants, "
+          f"{len(workload['tensors'])} tensors")
+
+
+if __name__ == "__main__":
+    main()

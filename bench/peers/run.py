@@ -1,0 +1,108 @@
+"""fscope against other simulators on one exported workload, the commands alternated in one run (issue 19).
+
+    python bench/peers/run.py CONFIG [--set key=value ...] [--peer plain_torch] [--repeat 3] [--threads 1]
+
+For each repeat, in turn (A B A B): ``fscope run CONFIG`` and each peer's harness on the workload that
+bench/peers/export.py wrote from the same CONFIG. Every side runs as a fresh process with the same thread
+count (``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``, from which torch sizes its intra-op pool); reported per side: wall
+and CPU seconds, peak RSS, the median round time after the first (steady state), final held-out
+accuracy, and the ratio peer / fscope for wall time and for steady-state round time.
+
+Peers: ``plain_torch`` (FedAvg in plain torch, bench/peers/plain_torch.py: the floor, in the tox env).
+Flower, FederatedScope and pfl-research harnesses are to come, each in its own environment made by
+bench/peers/setup.sh; they are not part of tox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from harness import report  # noqa: E402
+
+PEERS = {"plain_torch": [sys.executable, str(HERE / "plain_torch.py")]}
+
+
+def _env(threads: int) -> dict[str, str]:
+    """torch sizes its intra-op pool from OMP_NUM_THREADS, in fscope's processes and in the peers'."""
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[str, float, float, float]:
+    """(stdout, wall s, CPU s, peak RSS MB) of one child process alone (``os.wait4`` gives its own rusage)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}: {err.read()[-2000:]}")
+        return out.read(), wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def run_fscope(config: Path, overrides: list[str], out: Path, threads: int) -> dict:
+    sets = [a for o in overrides for a in ("--set", o)]
+    _, wall, cpu, rss = _timed([sys.executable, "-m", "fscore.cli", "run", str(config), "--output", str(out),
+                                "--no-progress", *sets], _env(threads))
+    summary = json.loads((out / "summary.json").read_text())
+    stamps = [json.loads(line)["wall_time"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rounds = [b - a for a, b in itertools.pairwise(stamps)]
+    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss, "round_s": rounds,
+            "heldout_accuracy": summary["final_metrics"].get("heldout.accuracy")}
+
+
+def run_peer(peer: str, workload: Path, threads: int) -> dict:
+    stdout, wall, cpu, rss = _timed([*PEERS[peer], str(workload), "--threads", str(threads)], _env(threads))
+    result = json.loads(stdout.strip().splitlines()[-1])
+    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss, "round_s": result["round_s"][1:],
+            "heldout_accuracy": result["heldout_accuracy"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--peer", action="append", choices=sorted(PEERS))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    peers = args.peer or sorted(PEERS)
+    with tempfile.TemporaryDirectory() as tmp:
+        workload = Path(tmp) / "workload"
+        subprocess.run([sys.executable, str(HERE / "export.py"), str(args.config), str(workload),
+                        *[a for o in args.overrides for a in ("--set", o)]], check=True, capture_output=True)
+        results: dict[str, list[dict]] = {"fscope": [], **{p: [] for p in peers}}
+        for r in range(args.repeat):
+            results["fscope"].append(run_fscope(args.config, args.overrides, Path(tmp) / f"run{r}", args.threads))
+            for peer in peers:
+                results[peer].append(run_peer(peer, workload, args.threads))
+    base_wall = statistics.median(x["wall_s"] for x in results["fscope"])
+    base_round = statistics.median(s for x in results["fscope"] for s in x["round_s"])
+    rows = []
+    for side, runs in results.items():
+        wall = statistics.median(x["wall_s"] for x in runs)
+        steady = statistics.median(s for x in runs for s in x["round_s"])
+        cpu = statistics.median(x["cpu_s"] for x in runs)
+        rows.append({"side": side, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                     "peak_rss_mb": round(max(x["peak_rss_mb"] for x in runs)), "round_s": round(steady, 4),
+                     "heldout_acc": round(statistics.median(x["heldout_accuracy"] for x in runs), 3),
+                     "wall_vs_fscope": f"{wall / base_wall:.2f}x", "round_vs_fscope": f"{steady / base_round:.2f}x"})
+    report("peers", rows, notes=f"{args.config} {' '.join(args.overrides)}; {args.repeat} alternated runs per side, "
+                                f"{args.threads} thread(s) each; ratios > 1: the peer is slower")
+
+
+if __name__ == "__main__":
+    main()
