@@ -12,14 +12,19 @@ updates again. Adaptive Federated Optimization (Reddi et al., ICLR 2021), Algori
 
     aggregator: {name: "mylab.fedscale_yogi:FedScaleServerOptimizer", yogi_eta: 0.01}
 
-It computes what the built-in ``fedyogi`` computes (tested), so the port can be checked against it.
+It computes what the built-in ``fedyogi`` computes (tested), so the port can be checked against it. As there,
+integer buffers (BatchNorm's counter) take the plain average; FedScale would run YoGi on them too. Options
+are checked when the course is built (``pydantic.validate_call``), so ``yogi_eta: -1`` or a value YAML
+reads as a string is refused naming the key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field, PositiveFloat, validate_call
 
 from fscore.aggregators.averaging import mean_delta, sample_weights
 from fscore.aggregators.base import Aggregator, ClientUpdate, Params
@@ -46,13 +51,15 @@ class YoGi:
         return moves
 
 
+Beta = Annotated[float, Field(ge=0, lt=1)]
+
+
 class FedScaleServerOptimizer(Aggregator):
     """FedScale's ``ServerOptimizer`` (modes ``fed-yogi`` and ``fed-avg``) as an fscope aggregator."""
 
-    def __init__(self, mode: str = "fed-yogi", yogi_eta: float = 0.01, yogi_tau: float = 1e-3,
-                 yogi_beta: float = 0.9, yogi_beta2: float = 0.99) -> None:
-        if mode not in ("fed-yogi", "fed-avg"):
-            raise ValueError(f"mode: unknown mode {mode!r}; known: fed-yogi, fed-avg")
+    @validate_call
+    def __init__(self, mode: Literal["fed-yogi", "fed-avg"] = "fed-yogi", yogi_eta: PositiveFloat = 0.01,
+                 yogi_tau: PositiveFloat = 1e-3, yogi_beta: Beta = 0.9, yogi_beta2: Beta = 0.99) -> None:
         self.mode = mode
         self.gradient_controller = YoGi(eta=yogi_eta, tau=yogi_tau, beta=yogi_beta, beta2=yogi_beta2)
 

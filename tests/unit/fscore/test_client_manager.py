@@ -95,3 +95,12 @@ def test_the_ported_fedyogi_runs_a_course_named_by_path_and_replays(examples_on_
     report = replay_course(result.log, "yogi-port")
     assert report.verified and report.final_sha256 == result.summary["model_sha256"]
     assert result.summary["final_metrics"]["heldout.accuracy"] > 0.3
+
+
+def test_the_ported_fedyogi_refuses_a_bad_option_naming_the_key(examples_on_path):
+    from fscore.course import CourseBuilder
+    from fscore.errors import ConfigError
+
+    sets = ["aggregator.name=mylab.fedscale_yogi:FedScaleServerOptimizer", "aggregator.yogi_eta=-1"]
+    with pytest.raises(ConfigError, match=r"aggregator\.yogi_eta: Input should be greater than 0"):
+        CourseBuilder(load_config(examples_on_path / "examples" / "digits_fedavg.yaml", sets))

@@ -129,8 +129,23 @@ def test_the_blacklist_never_shrinks_a_cohort():
     idle = PEOPLE[:3]
     rng = np.random.default_rng(2)
     for _ in range(5):
-        assert sampler.sample(idle, 2, rng, response_times=FAST) != []
-        assert len(sampler.sample(idle, 2, rng, response_times=FAST)) == 2
+        cohort = sampler.sample(idle, 2, rng, response_times=FAST)
+        assert len(cohort) == 2
+        for p in cohort:
+            sampler.feedback(p, num_samples=10, metrics={"loss": 1.0}, duration=1.0)
+    assert len(sampler.blacklist(3)) == 3  # everyone is over the limit, and still two are picked
+
+
+def test_a_round_without_a_selection_does_not_skip_the_pacers_check():
+    sampler = OortSampler(epsilon=0.2, min_epsilon=0.2, pacer_step=5, pacer_delta=0.1)
+    rng = np.random.default_rng(0)
+    for r in range(12):
+        if r == 10:
+            continue  # nobody idle in round 10: no sample call
+        sampler.at(r, float(r))
+        for p in sampler.sample(PEOPLE, 4, rng, response_times=SPREAD):
+            sampler.feedback(p, num_samples=10, metrics={"loss_square_mean": 1.0 / (1 + r)}, duration=SPREAD[p])
+    assert [r for r, _ in sampler.pacer_moves] == [11]
 
 
 def test_statistical_utility_is_samples_times_root_mean_squared_loss():

@@ -10,19 +10,21 @@ Oort picks participants whose data is still useful and whose devices are fast (i
 - **system utility**: beyond the preferred round duration T a participant's utility is multiplied by
   (T/t)^alpha, t its response time. T is the ``preferred_quantile`` of the known response times;
 - **the pacer** widens T when statistical utility stalls: every ``pacer_step`` rounds W it compares the
-  utility that exploitation picked in the last W rounds with the W before; unless it grew by more than
-  ``pacer_tolerance``, the quantile moves up by ``pacer_delta``, letting slower participants with more
-  useful data back in (the paper's "if sum U(R-2W:R-W) > sum U(R-W:R): T += delta", with FedScale's
-  tolerance for a flat curve);
-- **the blacklist**: a participant picked more than ``blacklist_rounds`` times is no longer picked, so
-  a few fast devices cannot dominate the model. At most ``blacklist_max_share`` of the participants are
-  blacklisted (the most picked first), and if too few idle participants would be left for a cohort, the
-  least-picked blacklisted ones are let back for that pick, so the blacklist never shrinks a cohort.
-  Off by default, as in FedScale;
+  utility that the participants picked by exploitation reported in the last W rounds (counted for the round
+  they were picked in, when they reply) with the W before; unless it grew by more than ``pacer_tolerance``,
+  the quantile moves up by ``pacer_delta``, letting slower participants with more useful data back in (the
+  paper's "if sum U(R-2W:R-W) > sum U(R-W:R): T += delta", with FedScale's tolerance for a flat curve);
+- **the blacklist**: a participant that took part (replied) more than ``blacklist_rounds`` times is no
+  longer picked, as FedScale counts, so a few fast devices cannot dominate the model. At most
+  ``blacklist_max_share`` of the participants are blacklisted (those most often in first), and if too few
+  idle participants would be left for a cohort, the least-used blacklisted ones are let back for that
+  pick, so the blacklist never shrinks a cohort. Off by default, as in FedScale;
 - **exploration**: of k picks a share epsilon goes to participants never heard from, faster ones more
   likely (a fractional pick is made with that probability, so one pick at a time still explores);
   the rest exploit, drawn with probability proportional to utility from those within ``cutoff`` of the
-  k-th best. epsilon decays by ``epsilon_decay`` a call down to ``min_epsilon``.
+  k-th best. epsilon decays by ``epsilon_decay`` a round down to ``min_epsilon``.
+
+Rounds are the coordinator's (``at``); a sampler used without ``at`` counts its calls as rounds.
 
 It is the coordinator's :class:`~fscore.samplers.Sampler` (FedScale's ``register_client``,
 ``register_feedback`` and ``select_clients`` are its ``joined``, ``feedback`` and ``sample``). Its state is
@@ -58,11 +60,14 @@ class OortSampler(Sampler):
         self.pacer_step, self.pacer_delta, self.pacer_tolerance = pacer_step, pacer_delta, pacer_tolerance
         self.blacklist_rounds, self.blacklist_max_share = blacklist_rounds, blacklist_max_share
         self.statistical: dict[str, float] = {}
-        self.last_picked: dict[str, int] = {}
-        self.picks: dict[str, int] = {}
+        self.last_picked: dict[str, int] = {}  # the round + 1 it was last picked in
+        self.participations: dict[str, int] = {}  # updates it reported (FedScale's count)
         self.calls = 0
         self.round: int | None = None  # the coordinator's round, from ``at``; else calls count rounds
-        #: summed statistical utility of the participants exploitation picked, per round
+        self.decayed_at = -1  # the last round epsilon decayed in
+        #: picked by exploitation and not yet replied: participant -> the round it was picked in
+        self.exploiting: dict[str, int] = {}
+        #: summed statistical utility that exploitation's picks reported, per round they were picked in
         self.exploited: list[float] = []
         self.paced_at = 0  # the last round the pacer looked at
         #: (round, new preferred quantile) each time the pacer widened T
@@ -73,15 +78,20 @@ class OortSampler(Sampler):
         self.round = round
 
     def feedback(self, participant: str, *, num_samples: int, metrics: Mapping[str, float], duration: float) -> None:
-        self.statistical[participant] = statistical_utility(num_samples, metrics)
+        utility = statistical_utility(num_samples, metrics)
+        self.statistical[participant] = utility
+        self.participations[participant] = self.participations.get(participant, 0) + 1
+        picked_in = self.exploiting.pop(participant, None)
+        if picked_in is not None:
+            self._record(picked_in, utility)
 
     def utilities(self, explored: Sequence[str], response_times: Mapping[str, float]) -> np.ndarray:
         """Each explored participant's utility: clipped statistical utility, temporal bonus, system penalty."""
         stat = np.array([self.statistical[c] for c in explored])
         bound = float(np.quantile(stat, self.clip_quantile)) if len(stat) else 0.0
         stat = np.minimum(stat, bound) / bound if bound > 0 else np.zeros_like(stat)
-        bonus = np.array([math.sqrt(0.1 * math.log(max(self.calls, 1)) / self.last_picked.get(c, 1))
-                          for c in explored])
+        now = self._now()
+        bonus = np.array([math.sqrt(0.1 * math.log(max(now, 1)) / self.last_picked.get(c, 1)) for c in explored])
         util = stat + bonus
         if response_times:
             preferred = float(np.quantile(list(response_times.values()), self.preferred_quantile))
@@ -92,17 +102,17 @@ class OortSampler(Sampler):
         return util
 
     def blacklist(self, population: int) -> list[str]:
-        """Who is picked no more: more than ``blacklist_rounds`` picks, most picked first, capped by share."""
+        """Who is picked no more: over ``blacklist_rounds`` participations, the most first, capped by share."""
         if self.blacklist_rounds is None:
             return []
-        over = sorted((c for c, n in self.picks.items() if n > self.blacklist_rounds),
-                      key=lambda c: (-self.picks[c], c))
+        counts = self.participations
+        over = sorted((c for c, n in counts.items() if n > self.blacklist_rounds), key=lambda c: (-counts[c], c))
         return over[: math.floor(self.blacklist_max_share * population)]
 
     def sample(self, candidates: Sequence[str], k: int, rng: np.random.Generator, *,
                response_times: Mapping[str, float] | None = None) -> list[str]:
         self.calls += 1
-        round = self.calls - 1 if self.round is None else self.round
+        round = self._now() - 1
         self._pace(round)
         times = response_times or {}
         allowed = self._allowed(candidates, k)
@@ -117,22 +127,28 @@ class OortSampler(Sampler):
             explore = min(len(unexplored), max(wanted, k - len(explored)))
             exploited = self._exploit(explored, k - explore, rng, times)
             chosen = exploited + self._explore(unexplored, explore, rng, times)
-        self._record(round, sum(self.statistical[c] for c in exploited))
+        for c in exploited:
+            self.exploiting[c] = round
         for c in chosen:
-            self.last_picked[c] = self.calls
-            self.picks[c] = self.picks.get(c, 0) + 1
-        self.epsilon = max(self.epsilon * self.epsilon_decay, self.min_epsilon)
+            self.last_picked[c] = round + 1
+        if round > self.decayed_at:
+            self.decayed_at = round
+            self.epsilon = max(self.epsilon * self.epsilon_decay, self.min_epsilon)
         order = {c: i for i, c in enumerate(candidates)}
         return sorted(chosen, key=order.__getitem__)
 
+    def _now(self) -> int:
+        """R of the paper: the current round, counted from 1."""
+        return self.calls if self.round is None else self.round + 1
+
     def _allowed(self, candidates: Sequence[str], k: int) -> list[str]:
-        banned = self.blacklist(len(set(candidates) | set(self.picks)))
+        banned = self.blacklist(len(set(candidates) | set(self.participations)))
         if not banned:
             return list(candidates)
         out = set(banned)
         allowed = [c for c in candidates if c not in out]
         if len(allowed) < k:  # let the least-picked back rather than shrink the cohort
-            back = sorted((c for c in candidates if c in out), key=lambda c: (self.picks[c], c))
+            back = sorted((c for c in candidates if c in out), key=lambda c: (self.participations[c], c))
             allowed += back[: k - len(allowed)]
         return allowed
 
@@ -144,13 +160,13 @@ class OortSampler(Sampler):
     def _pace(self, round: int) -> None:
         """Widen T if the utility exploitation found in the last W rounds did not grow over the W before."""
         w = self.pacer_step
-        if not w or round <= self.paced_at or round < 2 * w or round % w:
+        if not w or round < 2 * w or round - self.paced_at < w:  # a round with no selection cannot skip a check
             return
         self.paced_at = round
         before = sum(self.exploited[round - 2 * w: round - w])
         recent = sum(self.exploited[round - w: round])
         if before > 0 and recent <= before * (1 + self.pacer_tolerance) and self.preferred_quantile < 1.0:
-            self.preferred_quantile = min(1.0, self.preferred_quantile + self.pacer_delta)
+            self.preferred_quantile = min(1.0, round_to(self.preferred_quantile + self.pacer_delta))
             self.pacer_moves.append([round, self.preferred_quantile])
 
     def _exploit(self, explored: Sequence[str], k: int, rng: np.random.Generator,
@@ -172,6 +188,11 @@ class OortSampler(Sampler):
         speed = np.array([1.0 / max(times.get(c, 1.0), 1e-9) for c in unexplored])
         picked = rng.choice(len(unexplored), size=k, replace=False, p=speed / speed.sum())
         return [unexplored[i] for i in picked]
+
+
+def round_to(x: float) -> float:
+    """``x`` without the float error that repeated steps add (0.5 + 5 x 0.1 is 1.0, not 0.9999999999999999)."""
+    return round(x, 9)
 
 
 def oort_sampler(groups: int = 5, **options: object) -> OortSampler:

@@ -94,7 +94,7 @@ def _bundled_digits() -> tuple[np.ndarray, np.ndarray]:
 
         bunch = load_digits()
         return bunch.data, bunch.target
-    with gzip.open(path, "rt") as f:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
         table = np.loadtxt(f, delimiter=",")
     return table[:, :-1], table[:, -1].astype(int)
 

@@ -106,7 +106,8 @@ def train_result(cfg: TrainerConfig, num_samples: int, steps: int, seen: int, to
                  total_square_loss: float | None = None) -> TrainResult:
     """What every trainer reports after local training: mean loss, steps, FedNova's effective steps and,
     given the sum of squared per-sample losses, their mean ``loss_square_mean`` (Oort's statistical
-    utility, Lai et al. 2021 §4.2, is |B_i| * sqrt of it)."""
+    utility, Lai et al. 2021 §4.2, is |B_i| * sqrt of it). It is over the examples as they are, unweighted,
+    also where a trainer weighs its loss (FedEM's responsibilities), since it measures the data's loss."""
     metrics = {"loss": total_loss / max(seen, 1), "steps": float(steps), "effective_steps": effective_steps(steps, cfg)}
     if total_square_loss is not None:
         metrics["loss_square_mean"] = total_square_loss / max(seen, 1)
