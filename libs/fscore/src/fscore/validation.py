@@ -17,7 +17,7 @@ from fscore.config import CourseConfig, PluginConfig, StrategyConfig
 from fscore.data.sources import dataset_source
 from fscore.errors import ConfigError
 from fscore.plugins import PLUGINS, Plugin, PluginContext
-from fscore.samplers import SAMPLERS, Sampler, make_sampler
+from fscore.samplers import SAMPLERS, Sampler
 from fscore.strategy import Strategy
 from fscore.trainers.base import TRAINERS
 
@@ -31,10 +31,10 @@ def build_sampler(strategy: StrategyConfig) -> Sampler:
         raise ConfigError("strategy.sampler_options.groups: the number of groups is strategy.groups")
     name = strategy.setting("sampler")
     factory = SAMPLERS.resolve(name, "strategy.sampler")
-    if isinstance(factory, type) and issubclass(factory, ClientManager):  # FedScale's interface, its own options
-        return ManagedSampler(SAMPLERS.construct(factory, name, strategy.sampler_options,
-                                                 options_key="strategy.sampler_options"))
-    return make_sampler(name, groups=strategy.groups, **strategy.sampler_options)
+    managed = isinstance(factory, type) and issubclass(factory, ClientManager)  # FedScale's: its own options only
+    built = SAMPLERS.construct(factory, name, strategy.sampler_options, options_key="strategy.sampler_options",
+                               implicit=None if managed else {"groups": strategy.groups})
+    return ManagedSampler(built) if managed else built
 
 
 def plugin_class(key: str, entry: PluginConfig) -> type[Plugin]:
