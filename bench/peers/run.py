@@ -8,9 +8,9 @@ count (``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``, from which torch sizes its i
 and CPU seconds, peak RSS, the median round time after the first (steady state), final held-out
 accuracy, and the ratio peer / fscope for wall time and for steady-state round time.
 
-Peers: ``plain_torch`` (FedAvg in plain torch, bench/peers/plain_torch.py: the floor, in the tox env).
-Flower, FederatedScope and pfl-research harnesses are to come, each in its own environment made by
-bench/peers/setup.sh; they are not part of tox.
+Peers: ``plain_torch`` (FedAvg in plain torch, bench/peers/plain_torch.py: the floor, in the tox env), and
+``flower``, ``pfl`` and ``federatedscope`` (bench/peers/<peer>/harness.py), each in its own environment made by
+bench/peers/setup.sh; by default every peer with an environment runs. None of this is part of tox.
 """
 
 from __future__ import annotations
@@ -30,7 +30,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from harness import report  # noqa: E402
 
-PEERS = {"plain_torch": [sys.executable, str(HERE / "plain_torch.py")]}
+VENVS = Path(os.environ.get("FSCOPE_PEERS_HOME", HERE / ".venvs"))
+#: each peer's command: plain torch in this interpreter, the simulators in the venvs bench/peers/setup.sh made
+PEERS = {"plain_torch": [sys.executable, str(HERE / "plain_torch.py")],
+         **{p: [str(VENVS / p / "bin" / "python"), str(HERE / p / "harness.py")]
+            for p in ("flower", "pfl", "federatedscope")}}
+
+
+def installed(peer: str) -> bool:
+    return peer == "plain_torch" or (VENVS / peer / "bin" / "python").exists()
 
 
 def _env(threads: int) -> dict[str, str]:
@@ -79,7 +87,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    peers = args.peer or sorted(PEERS)
+    peers = args.peer or [p for p in sorted(PEERS) if installed(p)]
+    missing = [p for p in peers if not installed(p)]
+    if missing:
+        raise SystemExit(f"no environment for {', '.join(missing)}: run bash bench/peers/setup.sh {' '.join(missing)}")
     with tempfile.TemporaryDirectory() as tmp:
         workload = Path(tmp) / "workload"
         subprocess.run([sys.executable, str(HERE / "export.py"), str(args.config), str(workload),

@@ -78,6 +78,8 @@ class HandlerRegistry:
     def __init__(self, owner: str) -> None:
         self.owner = owner
         self._entries: dict[Event, HandlerEntry] = {}
+        #: bumped by every change, so a worker may keep what it looked up until the next one
+        self.version = 0
 
     def register(self, event: Event, handler: Handler, emits: Iterable[str] = ()) -> HandlerEntry:
         entry = HandlerEntry(event, handler, frozenset(emits))
@@ -89,6 +91,7 @@ class HandlerRegistry:
             log.warning("handler_overwritten", worker=self.owner, on=str(event),
                         old=previous.handler_name, new=entry.handler_name)
         self._entries[event] = entry
+        self.version += 1
         return entry
 
     def extend(self, event: Event, handler: Handler, emits: Iterable[str] = ()) -> HandlerEntry:
@@ -111,6 +114,7 @@ class HandlerRegistry:
         entry = HandlerEntry(event, both, previous.emits | added.emits)
         log.debug("handler_extended", worker=self.owner, on=str(event), handler=both.__qualname__)
         self._entries[event] = entry
+        self.version += 1
         return entry
 
     def get(self, event: Event) -> HandlerEntry | None:

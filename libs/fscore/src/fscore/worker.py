@@ -54,7 +54,7 @@ class BaseWorker:
     role: ClassVar[str] = ""
     #: what the course builds and wires, never a snapshot's state (fscore.snapshot.state)
     snapshot_exclude: ClassVar[tuple[str, ...]] = ("handlers", "conditions", "outbox", "catalog", "_active",
-                                                   "_companions")
+                                                   "_companions", "_settling")
 
     def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox,
                  incarnation: str = "0") -> None:
@@ -75,6 +75,8 @@ class BaseWorker:
         self._companions: frozenset[str] = frozenset()  # what the running outgoing transform may send too
         #: the plug-ins in effect, in config order; their transforms run in this order on every message
         self.plugins: list[Extension] = []
+        #: (what it was built from, the conditions with a handler, in order): settle() runs after every message
+        self._settling: tuple[tuple[Any, ...], list[tuple[Condition, HandlerEntry]]] | None = None
         self.install_default_handlers()
 
     # -- extension points -----------------------------------------------------------------
@@ -159,9 +161,8 @@ class BaseWorker:
         """Fire condition handlers until no condition holds (a fixpoint)."""
         for _ in range(MAX_CONDITION_FIRINGS):
             fired = False
-            for name, condition in self.conditions.items():
-                entry = self.handlers.get(on_condition(name))
-                if entry is not None and condition.holds(self):
+            for condition, entry in self._condition_entries():
+                if condition.holds(self):
                     self._run(entry, None)
                     fired = True
                     break  # re-check from the first condition: earlier ones take precedence
@@ -169,6 +170,15 @@ class BaseWorker:
                 return
         raise FscoreError(f"{self.address}: conditions still hold after {MAX_CONDITION_FIRINGS} firings; "
                           "a condition handler does not change the state its condition checks")
+
+    def _condition_entries(self) -> list[tuple[Condition, HandlerEntry]]:
+        """The conditions that have a handler, with it, in the conditions' order; looked up again only when a
+        handler or a condition changed (plug-ins may replace ``conditions`` entries directly)."""
+        key = (self.handlers, self.handlers.version, tuple(self.conditions.values()))
+        if self._settling is None or self._settling[0] != key:
+            entries = [(c, self.handlers.get(on_condition(name))) for name, c in self.conditions.items()]
+            self._settling = (key, [(c, e) for c, e in entries if e is not None])
+        return self._settling[1]
 
     def _run(self, entry: HandlerEntry, message: Message | None) -> None:
         self._active = entry

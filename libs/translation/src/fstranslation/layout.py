@@ -25,8 +25,19 @@ class TensorSpec:
 Layout = Mapping[str, TensorSpec]
 
 
+_DTYPE_NAMES: dict[np.dtype, str] = {}
+
+
 def layout_of(params: Mapping[str, np.ndarray]) -> dict[str, TensorSpec]:
-    return {name: TensorSpec(tuple(a.shape), str(a.dtype)) for name, a in params.items()}
+    return {name: TensorSpec(tuple(a.shape), _dtype_name(a.dtype)) for name, a in params.items()}
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    """``str(dtype)``, remembered: numpy builds the string anew on every call, and every message checks it."""
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype)
+    return name
 
 
 def layout_differences(got: Layout, agreed: Layout) -> list[str]:

@@ -29,10 +29,11 @@ class Evaluating:
         s = self.state
         if msg.sender not in s.membership.participants:
             raise RejectedMessage(f"metrics from unknown sender {msg.sender!r}")
-        if msg.sender not in s.evaluation.evaluators and s.membership.unresponsive.pop(msg.sender, None) is not None:
+        asked = msg.sender in s.evaluation.asked()
+        if not asked and s.membership.unresponsive.pop(msg.sender, None) is not None:
             raise RejectedMessage(f"metrics from {msg.sender!r} for round {msg.round} came after its reply deadline "
                                   f"(id {msg.id})")
-        if s.phase != "evaluating" or msg.round != s.round or msg.sender not in s.evaluation.evaluators:
+        if s.phase != "evaluating" or msg.round != s.round or not asked:
             raise RejectedMessage(f"metrics from {msg.sender!r} are for round {msg.round}, but the course is at "
                                   f"round {s.round} ({s.phase})")
         p = msg.payload

@@ -12,6 +12,16 @@ from typing import Literal
 
 from fscore.aggregators.base import ClientUpdate
 
+_last_set: list[tuple[tuple[str, ...], frozenset[str]]] = [((), frozenset())]
+
+
+def _as_set(addresses: tuple[str, ...]) -> frozenset[str]:
+    """``addresses`` as a frozenset, built once per tuple (kept for the last tuple asked about, by identity)."""
+    if _last_set[0][0] is not addresses:
+        _last_set[0] = (addresses, frozenset(addresses))
+    return _last_set[0][1]
+
+
 Phase = Literal["joining", "training", "evaluating", "round_done", "finished"]
 
 
@@ -114,6 +124,10 @@ class EvaluationRound:
     replies: dict[str, tuple[int, dict[str, float]]] = field(default_factory=dict)
     dispatch: int = 0  # the dispatch that asked them
     sent_at: float = 0.0  # virtual time the evaluate request went out
+
+    def asked(self) -> frozenset[str]:
+        """``evaluators`` as a set, for the membership test every reply makes (a tuple's is linear in the cohort)."""
+        return _as_set(self.evaluators)
 
 
 @dataclass
