@@ -27,6 +27,11 @@ from fscore.config import load_config
 from fscore.course import CourseBuilder
 
 
+def _flat(x: np.ndarray) -> np.ndarray:
+    """Features flattened to (n, prod(shape)) float32; an empty split (a participant of one example) too."""
+    return x.reshape(len(x), int(np.prod(x.shape[1:]))).astype(np.float32)
+
+
 def export(config_path: Path, out: Path, overrides: list[str]) -> dict:
     config = load_config(config_path, overrides)
     builder = CourseBuilder(config)
@@ -34,9 +39,9 @@ def export(config_path: Path, out: Path, overrides: list[str]) -> dict:
     arrays: dict[str, np.ndarray] = {}
     for i, client in enumerate(federation.clients):
         for part, data in (("train", client.train), ("test", client.test)):
-            arrays[f"{part}_x_{i}"] = data.x.reshape(len(data), -1).astype(np.float32)
+            arrays[f"{part}_x_{i}"] = _flat(data.x)
             arrays[f"{part}_y_{i}"] = data.y.astype(np.int64)
-    arrays["heldout_x"] = federation.heldout.x.reshape(len(federation.heldout), -1).astype(np.float32)
+    arrays["heldout_x"] = _flat(federation.heldout.x)
     arrays["heldout_y"] = federation.heldout.y.astype(np.int64)
     init = builder.initial_params()
     arrays |= {f"init.{name}": value for name, value in init.items()}

@@ -68,3 +68,21 @@ def test_impossible_split_is_a_config_error_naming_the_data_section(example_conf
     builder = CourseBuilder(load_config(example_config, ["participants=1000"]))
     with pytest.raises(ConfigError, match=r"participants: 1000 participants with data\.min_samples_per_participant=4"):
         _ = builder.federation
+
+
+def test_sampled_split_lets_more_participants_than_examples_each_draw_distinct_ones():
+    from fscore.config import DataConfig
+    from fscore.data.splitters import SplitError, sampled_split
+
+    parts = sampled_split(50, 200, 8, np.random.default_rng(0))
+    assert len(parts) == 200 and all(len(p) == 8 and len(set(p.tolist())) == 8 for p in parts)
+    assert all(p.min() >= 0 and p.max() < 50 for p in parts)
+    again = sampled_split(50, 200, 8, np.random.default_rng(0))
+    assert all(np.array_equal(a, b) for a, b in zip(parts, again, strict=True))
+    with pytest.raises(SplitError, match="8 examples per participant") as info:
+        sampled_split(5, 3, 8, np.random.default_rng(0))
+    assert info.value.key == "data.samples_per_participant"
+    # 10,000 participants on the 1,797 digits (issue 19), every one with its examples
+    federation = build_federation(DataConfig(split="sampled", samples_per_participant=10), 10_000, seed=0)
+    assert len(federation.clients) == 10_000
+    assert all(len(c.train) + len(c.test) == 10 for c in federation.clients[:100])

@@ -266,7 +266,9 @@ class CourseBuilder:
                 raise ConfigError(f"trainer.factory: {cfg.factory} returned {type(trainer).__name__}, not a Trainer")
             return trainer
         backend = self.backend(index)
-        model, adapter = self.backend_model(backend, spec), self._adapter(backend)
+        shared = copy == 0 and backend == "torch" and self.models_shareable
+        model = self._shared_torch_model(spec) if shared else self.backend_model(backend, spec)
+        adapter = self._adapter(backend)
         if backend == "tensorflow":
             from fscore.trainers.keras_trainer import KerasTrainer
 
@@ -274,6 +276,25 @@ class CourseBuilder:
         from fscore.trainers.torch_trainer import TorchTrainer
 
         return TorchTrainer(model, cfg, seed=seed, adapter=adapter)
+
+    @cached_property
+    def models_shareable(self) -> bool:
+        """Whether the participants of one process may train one torch module in turn (issue 19: 10,000
+        participants hold no 10,000 models). Safe when nothing of a participant lives in its module between
+        messages: every handler loads the received model in full before using it, and only a personalization,
+        a plug-in, a user handler or condition, or a user's model could keep something there."""
+        c = self.config
+        return (c.personalization.name == "none" and len(self.shared) == len(self.model_layout)
+                and not any(entry.role in (PARTICIPANT, "all") for _, entry, _ in self.plugins)
+                and not any(h.role == PARTICIPANT for h in (*c.conditions, *c.handlers))
+                and c.model.name != "custom" and not c.model.builders)
+
+    def _shared_torch_model(self, spec: ModelSpec) -> Any:
+        """One torch module per model spec for the participants of this process (see :attr:`models_shareable`)."""
+        models = self.__dict__.setdefault("_torch_models", {})
+        if spec not in models:
+            models[spec] = self.backend_model("torch", spec)
+        return models[spec]
 
     def backend_model(self, backend: str, spec: ModelSpec | None = None) -> Any:
         """A fresh model in ``backend`` (of ``spec``, default the course's): the config's builder hook, else the

@@ -38,9 +38,13 @@ class DataConfig(_Strict):
     dataset: str = Field("digits", min_length=1, description=(
         "digits | synthetic | leaf | cifar10 | npz | table (the last four read data.path), a registered dataset, "
         "an entry point of group fscope.datasets, or module:attr (a fscore.data.sources.DatasetSource)"))
-    split: Literal["iid", "dirichlet", "classes", "natural"] = Field("dirichlet", description=(
+    split: Literal["iid", "dirichlet", "classes", "natural", "sampled"] = Field("dirichlet", description=(
         "iid; dirichlet: label skew by Dir(alpha); classes: each participant holds classes_per_participant "
-        "classes; natural: one participant per writer the dataset names (LEAF users, a client array or column)"))
+        "classes; natural: one participant per writer the dataset names (LEAF users, a client array or column); "
+        "sampled: each participant draws samples_per_participant examples of the pool, so participants overlap "
+        "(more participants than examples: 10,000 devices on digits)"))
+    samples_per_participant: int = Field(8, ge=1, description=(
+        "split sampled: examples each participant draws (without replacement) from the pool"))
     alpha: float = Field(0.5, gt=0, description="Dirichlet concentration; smaller is more label-skewed")
     classes_per_participant: int = Field(2, ge=1, description="split classes: how many classes each one holds")
     test_fraction: float = Field(0.2, ge=0, lt=1, description="share of each participant's data for its local test")
@@ -192,6 +196,10 @@ class SimulationConfig(_Strict):
     """
 
     devices: Literal["uniform", "heavy_tailed", "file"] = "uniform"
+    batched: bool = Field(False, description=(
+        "standalone: a cohort sent one model trains as one vectorized computation (torch.func.vmap over the "
+        "participants), each with its own data, batches and momentum; models equal the default path's to float "
+        "rounding, not bit for bit"))
     threads: int = Field(0, ge=0, description=(
         "torch's intra-op threads in a standalone run (0 = torch's default); the thread count changes a model's "
         "last bits, so runs compared bit for bit (tuning trials, --jobs) fix it"))

@@ -16,7 +16,7 @@ import numpy as np
 
 from fscore.config import DataConfig
 from fscore.data.dataset import ClientData, Dataset, Federation
-from fscore.data.splitters import classes_split, dirichlet_split, iid_split, train_test_split
+from fscore.data.splitters import classes_split, dirichlet_split, iid_split, sampled_split, train_test_split
 from fscore.interfaces import RequiredMethods, abstract
 from fscore.registry import Registry
 
@@ -60,6 +60,8 @@ class CentralDataset(DatasetSource):
                                            "and table datasets may)")
         if cfg.split == "iid":
             parts = iid_split(len(pool), participants, rng)
+        elif cfg.split == "sampled":
+            parts = sampled_split(len(pool), participants, cfg.samples_per_participant, rng)
         elif cfg.split == "classes":
             parts = classes_split(pool.y, participants, cfg.classes_per_participant, rng)
         else:

@@ -27,6 +27,15 @@ def iid_split(num_examples: int, num_parts: int, rng: np.random.Generator) -> li
     return [np.sort(part) for part in np.array_split(rng.permutation(num_examples), num_parts)]
 
 
+def sampled_split(num_examples: int, num_parts: int, per_part: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Each participant draws ``per_part`` distinct examples of the pool, independently: participants overlap, so
+    there may be more of them than examples (a cross-device population over a small dataset, issue 19)."""
+    if per_part > num_examples:
+        raise SplitError("data.samples_per_participant", f"{per_part} examples per participant, but the pool left "
+                         f"after data.heldout_fraction holds {num_examples}")
+    return [np.sort(rng.choice(num_examples, per_part, replace=False)) for _ in range(num_parts)]
+
+
 def dirichlet_split(labels: np.ndarray, num_parts: int, alpha: float, rng: np.random.Generator,
                     *, min_size: int = 2) -> list[np.ndarray]:
     if alpha <= 0:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -24,7 +24,7 @@ from fscore.courselog import publish_finished, publish_manifest
 from fscore.driver import pump
 from fscore.errors import ConfigError, CourseStalled
 from fscore.intake import DecodeCache, IntakeCounts
-from fscore.message import COORDINATOR, PARTICIPANT, Message
+from fscore.message import COORDINATOR, MODEL_PARAMETERS, PARTICIPANT, Message
 from fscore.participant import Participant
 from fscore.results import SUMMARY_LOG_KEYS, RunWriter, course_summary, partition_summary
 from fscore.simulation.network import VirtualNetwork
@@ -35,6 +35,9 @@ from fscore.trainers.base import Trainer
 from fscore.transport.embedded import EmbeddedLog
 from fscore.trust.setup import coordinator_trust, participant_trust
 from fscore.worker import Outbox
+
+if TYPE_CHECKING:
+    from fscore.simulation.batched import CohortTraining
 
 log = structlog.get_logger("fscore.runner")
 
@@ -55,9 +58,12 @@ class _Tracking(Outbox):
     def __init__(self, communicator: Communicator, addressed: set[str]) -> None:
         self.communicator = communicator
         self.addressed = addressed
+        self.cohort: CohortTraining | None = None  # simulation.batched
 
     def send(self, message: Message) -> int:
         self.addressed.update(message.receivers)
+        if self.cohort is not None and message.type == MODEL_PARAMETERS and len(message.receivers) > 1:
+            self.cohort.prepare(message.receivers, message.round, message.payload["tensors"])
         return self.communicator.send(message)
 
 
@@ -111,6 +117,12 @@ def _run(config: CourseConfig, *, output_dir: Path | None, progress: bool | None
             if restore is not None and fixed and config.rounds != restore.planned_rounds:
                 raise ConfigError(f"rounds: plug-in {cls.name} ({key}) {fixed}, so a course restored with it keeps "
                                   f"rounds={restore.planned_rounds} (not {config.rounds})")
+    if config.simulation.batched:
+        from fscore.simulation.batched import refusal
+
+        why = refusal(config, builder)
+        if why is not None:
+            raise ConfigError(why)
     if pause_at is not None and not 0 < pause_at < config.rounds:
         raise ConfigError(f"pause_at: round {pause_at} is not inside the course's {config.rounds} rounds")
     if snapshot_every is not None or pause_at is not None:
@@ -136,7 +148,8 @@ def _run(config: CourseConfig, *, output_dir: Path | None, progress: bool | None
     coord_comm = Communicator(network, topics, builder.catalog, COORDINATOR, signer=coord_trust.signer,
                               verifier=coord_trust.verifier)
     evaluator = None if trainer is not None else builder.heldout_evaluator()
-    coordinator = builder.coordinator(_Tracking(coord_comm, addressed), evaluator=evaluator,
+    tracking = _Tracking(coord_comm, addressed)
+    coordinator = builder.coordinator(tracking, evaluator=evaluator,
                                       on_evaluation=on_evaluation, on_aggregation=writer.aggregation)
     coord_comm.subscribe(COORDINATOR)
     cache = DecodeCache()
@@ -150,6 +163,10 @@ def _run(config: CourseConfig, *, output_dir: Path | None, progress: bool | None
         participants[worker.address] = (worker, comm)
 
     workers = [p for p, _ in participants.values()]
+    if config.simulation.batched and trainer is None:
+        from fscore.simulation.batched import CohortTraining
+
+        tracking.cohort = CohortTraining({address: p for address, (p, _) in participants.items()})
     builder.flow_graph().raise_for_problems()
     coordinator.log_handlers()
     workers[0].log_handlers()
@@ -175,6 +192,7 @@ def _run(config: CourseConfig, *, output_dir: Path | None, progress: bool | None
         **({"data": partition_summary(builder.federation)} if config.data.local_path is None else {}),
         **({"restored_from_round": restore.round} if restore is not None else {}),
         **({"snapshots": at_rest.written} if at_rest is not None else {}),
+        **({"batched_trainings": tracking.cohort.prepared} if tracking.cohort is not None else {}),
         **({"finish_reason": "paused", "paused_at": at_rest.paused} if paused and at_rest is not None else {}),
     }
     if not paused:

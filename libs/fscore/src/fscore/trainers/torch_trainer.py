@@ -41,6 +41,8 @@ class TorchTrainer(Trainer):
         #: DP-SGD (fscore.privacy.dpsgd) puts Opacus's per-example clipping and noise here
         self.privatizer: Callable[[nn.Module, torch.optim.Optimizer, int], Privatized] | None = None
         self.round = 0
+        #: this round's training, done ahead with its cohort (simulation.batched: fscore.simulation.batched)
+        self.prepared: Any = None
 
     def start_round(self, round_: int) -> None:
         self.rng = np.random.default_rng([*self.seed, round_])
@@ -75,6 +77,13 @@ class TorchTrainer(Trainer):
                                weight_decay=cfg.weight_decay)
 
     def train(self, data: Dataset) -> TrainResult:
+        prepared, self.prepared = self.prepared, None
+        if prepared is not None and prepared.round == self.round and self._holds(prepared.start):
+            with torch.no_grad():
+                for name, p in self.model.named_parameters():
+                    p.copy_(prepared.trained[name])
+            self.rng = prepared.rng
+            return prepared.result
         x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
         model, opt, undo = self.model, self._optimizer(), None
         if self.privatizer is not None:
@@ -108,6 +117,10 @@ class TorchTrainer(Trainer):
             seen += len(idx)
             steps += 1
         return train_result(self.cfg, len(data), steps, seen, total_loss, total_square)
+
+    def _holds(self, params: Mapping[str, torch.Tensor]) -> bool:
+        """Whether the model holds exactly ``params`` (what a prepared training started from)."""
+        return all(torch.equal(p, params[name]) for name, p in self.model.named_parameters())
 
     def _anchor(self) -> list[torch.Tensor]:
         if self.anchor is None:

@@ -1,0 +1,143 @@
+"""Batched local training for simulation (``simulation.batched``, issue 19): a cohort trains as one computation.
+
+When the coordinator sends one model to many participants of this process, their local SGD runs together:
+``torch.func.vmap`` over parameters stacked along a participant axis, ``functional_call`` of the shared
+module, each participant with its own examples, its own seeded batch order (the very batches
+:func:`fscore.trainers.base.batches` deals it) and its own momentum buffer. Participants with fewer steps, or a
+smaller last batch, are masked: a padded example weighs nothing and a finished participant's parameters and
+buffer stop moving. The per-sample losses are averaged over the real examples, so each participant's
+gradient is the one its own mean loss gives.
+
+Nothing else changes: each participant still handles the ``model_parameters`` message, trains (taking its
+prepared result, :meth:`TorchTrainer.train`), and sends its own ``model_update``; async strategies, virtual
+time and replay see the same messages. The maths is the exact path's, summed in another order, so models
+agree to float rounding, not bit for bit (tested within tolerance against the default path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.func import functional_call, grad, vmap
+
+from fscore.trainers.base import TrainResult, batches, train_result
+
+
+@dataclass
+class Prepared:
+    """A participant's local training for one round, done ahead with its cohort."""
+
+    round: int
+    start: dict[str, torch.Tensor]  # the model it trained from: taken only if the participant received this one
+    trained: dict[str, torch.Tensor]
+    result: TrainResult
+    rng: np.random.Generator  # its round stream after drawing its batches, as its own training leaves it
+
+
+def refusal(config: Any, builder: Any) -> str | None:
+    """Why ``simulation.batched`` cannot run this course (one line naming the key), or None."""
+    if not builder.models_shareable:
+        return ("simulation.batched: needs participants without plug-ins, personalization, user handlers or a "
+                "custom model (their state may live in the model)")
+    for i in range(config.participants):
+        t = config.trainer_for(i)
+        if config.backend_for(i) != "torch":
+            return f"simulation.batched: participant {i} trains with {config.backend_for(i)}, not torch"
+        if t.optimizer != "sgd":
+            return f"simulation.batched: local optimizer {t.optimizer!r} is not batched (only sgd)"
+        if t.proximal_mu:
+            return "simulation.batched: trainer.proximal_mu (FedProx) is not batched"
+        if t.factory is not None:
+            return "simulation.batched: trainer.factory builds its own trainers"
+    model = builder.backend_model("torch")
+    if any(True for _ in model.buffers()):
+        return (f"simulation.batched: model {config.model.name!r} has buffers (batch norm), which batched training "
+                "does not carry")
+    return None
+
+
+class CohortTraining:
+    """Trains a cohort's local rounds in one vectorized run and leaves each participant its result."""
+
+    def __init__(self, participants: Mapping[str, Any]) -> None:
+        self.participants = participants  # address -> Participant
+        self.prepared = 0  # participant-rounds trained in batch, for the summary
+
+    def prepare(self, receivers: Sequence[str], round_: int, tensors: Mapping[str, np.ndarray]) -> None:
+        """``tensors`` go to ``receivers`` for round ``round_``: train them all now, grouped by module and config."""
+        groups: dict[tuple[int, str], list[Any]] = {}
+        for address in receivers:
+            worker = self.participants.get(address)
+            trainer = getattr(worker, "trainer", None)
+            if worker is None or getattr(trainer, "prepared", False) is False or worker.finished:
+                continue
+            groups.setdefault((id(trainer.model), trainer.cfg.model_dump_json()), []).append(worker)
+        for group in groups.values():
+            if len(group) > 1:
+                self._train(group, round_, tensors)
+
+    def _train(self, group: list[Any], round_: int, tensors: Mapping[str, np.ndarray]) -> None:
+        first = group[0].trainer
+        model, cfg = first.model, first.cfg
+        first.set_parameters(tensors)
+        start = {n: p.detach().clone() for n, p in model.named_parameters()}
+        names = list(start)
+        k = len(group)
+        # every participant's batches, drawn from its own round stream exactly as its trainer would draw them
+        streams = [np.random.default_rng([*w.trainer.seed, round_]) for w in group]
+        dealt = [list(batches(len(w.data.train), cfg, rng)) for w, rng in zip(group, streams, strict=True)]
+        steps = max(len(d) for d in dealt)
+        width = max((len(b) for d in dealt for b in d), default=1)
+        sizes = [len(w.data.train) for w in group]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        x_all = torch.from_numpy(np.concatenate([w.data.train.x for w in group]))
+        y_all = torch.from_numpy(np.concatenate([w.data.train.y for w in group]))
+        index = np.zeros((steps, k, width), np.int64)
+        mask = np.zeros((steps, k, width), np.float32)
+        for j, d in enumerate(dealt):
+            for t, b in enumerate(d):
+                index[t, j, :len(b)] = offsets[j] + b
+                mask[t, j, :len(b)] = 1.0
+        index_t, mask_t = torch.from_numpy(index), torch.from_numpy(mask)
+
+        def loss(params: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
+                 mb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            losses = torch.nn.functional.cross_entropy(functional_call(model, params, (xb,)), yb, reduction="none")
+            return (losses * mb).sum() / mb.sum().clamp(min=1.0), losses
+
+        step_grad = vmap(grad(loss, has_aux=True))
+        params = {n: start[n].unsqueeze(0).repeat(k, *([1] * start[n].dim())) for n in names}
+        momentum: dict[str, torch.Tensor] = {}
+        total_loss, total_square, seen = torch.zeros(k), torch.zeros(k), torch.zeros(k)
+        model.train()
+        for t in range(steps):
+            mb = mask_t[t]
+            count = mb.sum(1)
+            active = count > 0
+            xb = x_all[index_t[t]].reshape(k, width, *x_all.shape[1:])
+            grads, losses = step_grad(params, xb, y_all[index_t[t]], mb)
+            with torch.no_grad():
+                batch_loss = (losses * mb).sum(1) / count.clamp(min=1.0)
+                total_loss += batch_loss * count
+                total_square += (losses.square() * mb).sum(1)
+                seen += count
+                for n in names:
+                    shape = (k, *([1] * (params[n].dim() - 1)))
+                    g = grads[n]
+                    if cfg.weight_decay != 0:
+                        g = g.add(params[n], alpha=cfg.weight_decay)
+                    if cfg.momentum != 0:
+                        buf = momentum.get(n)
+                        g = momentum[n] = g.clone() if buf is None else torch.where(
+                            active.reshape(shape), buf.mul(cfg.momentum).add(g), buf)
+                    params[n] = torch.where(active.reshape(shape), params[n].add(g, alpha=-cfg.lr), params[n])
+        for j, worker in enumerate(group):
+            result = train_result(cfg, sizes[j], len(dealt[j]), int(seen[j]), float(total_loss[j]),
+                                  float(total_square[j]))
+            worker.trainer.prepared = Prepared(round_, start, {n: params[n][j].clone() for n in names}, result,
+                                               streams[j])
+        self.prepared += k

@@ -1,0 +1,93 @@
+"""simulation.batched: a cohort's local SGD as one vmapped computation, against the exact per-participant path
+(issue 19): the same messages, virtual time and accuracy, models equal to float rounding, replay verifies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fscore.config import load_config
+from fscore.errors import ConfigError
+from fscore.replay import replay_course
+from fscore.simulation.runner import run_standalone
+
+SMALL = ["rounds=3", "participants=6", "trainer.local_epochs=2", "trainer.batch_size=8", "trainer.momentum=0.5",
+         "trainer.weight_decay=0.001", "simulation.progress=false"]
+
+
+def _run(overrides, tmp_path=None):
+    from tests.conftest import ROOT
+
+    return run_standalone(load_config(ROOT / "examples" / "digits_fedavg.yaml", overrides), progress=False,
+                          output_dir=tmp_path)
+
+
+def _close(a, b):
+    assert a.keys() == b.keys()
+    return max(float(np.abs(a[k] - b[k]).max()) for k in a)
+
+
+@pytest.mark.parametrize("extra", [[], ["sample_size=4", "data.split=iid"],
+                                   ["strategy.name=async_goal_aggr_unif", "strategy.min_received=3", "sample_size=5"]])
+def test_batched_training_gives_the_per_participant_paths_course_to_float_rounding(extra):
+    exact = _run(SMALL + extra)
+    batched = _run(SMALL + extra + ["simulation.batched=true"])
+    assert batched.summary["batched_trainings"] > 0  # the cohorts did train together
+    assert _close(exact.coordinator.params, batched.coordinator.params) < 1e-5
+    e, b = exact.summary, batched.summary
+    assert abs(e["final_metrics"]["heldout.accuracy"] - b["final_metrics"]["heldout.accuracy"]) <= 0.005
+    # the same messages at the same virtual times: only how the maths was done differs
+    assert e["intake"] == b["intake"] and e["records"] == b["records"]
+    assert e["virtual_time_s"] == b["virtual_time_s"]
+    for x, y in zip(exact.history, batched.history, strict=True):
+        assert x["round"] == y["round"]
+        for key in ("clients.loss", "heldout.loss"):
+            if key in x:
+                assert x[key] == pytest.approx(y[key], rel=1e-4)
+
+
+def test_unequal_datasets_are_masked_each_participant_stepping_its_own_batches():
+    """Dirichlet shards of very different sizes: participants with fewer batches stop moving, and each one's train
+    metrics (steps, loss) are its own."""
+    overrides = [*SMALL, "data.alpha=0.1", "rounds=1"]
+    exact = _run(overrides)
+    batched = _run([*overrides, "simulation.batched=true"])
+    sizes = {len(p.data.train) for p in exact.participants}
+    assert len(sizes) > 3
+    for p, q in zip(exact.participants, batched.participants, strict=True):
+        assert _close(p.trainer.get_parameters(), q.trainer.get_parameters()) < 1e-5
+    updates = [[u for u in r.coordinator.state.aggregations[-1].senders] for r in (exact, batched)]
+    assert updates[0] == updates[1]
+
+
+def test_a_batched_course_is_deterministic_and_replays_with_verify(tmp_path):
+    first = _run([*SMALL, "simulation.batched=true", "course_id=batched"])
+    again = _run([*SMALL, "simulation.batched=true", "course_id=batched"])
+    assert first.summary["model_sha256"] == again.summary["model_sha256"]
+    report = replay_course(first.log, "batched", output_dir=tmp_path)
+    assert report.verified, report.mismatches
+    assert report.final_sha256 == first.summary["model_sha256"]
+
+
+@pytest.mark.parametrize(("override", "named"), [
+    ("trainer.optimizer=adam", "optimizer 'adam'"),
+    ("trainer.proximal_mu=0.1", "proximal_mu"),
+    ("personalization.name=ditto", "personalization"),
+    ("model.name=mlp_bn", "buffers"),
+])
+def test_what_batching_cannot_do_is_refused_in_one_line_naming_the_key(override, named):
+    with pytest.raises(ConfigError, match=r"simulation\.batched") as info:
+        _run([*SMALL, "simulation.batched=true", override])
+    assert named in str(info.value) and "\n" not in str(info.value)
+
+
+def test_participants_of_one_process_share_one_module_unless_something_of_theirs_may_live_in_it():
+    from fscore.course import CourseBuilder
+    from tests.conftest import ROOT
+
+    plain = CourseBuilder(load_config(ROOT / "examples" / "digits_fedavg.yaml", ["participants=4"]))
+    assert plain.models_shareable
+    assert len({id(plain.trainer(i).model) for i in range(4)}) == 1
+    ditto = CourseBuilder(load_config(ROOT / "examples" / "digits_fedavg.yaml",
+                                      ["participants=4", "personalization.name=ditto"]))
+    assert not ditto.models_shareable
