@@ -27,7 +27,7 @@ def _close(a, b):
     return max(float(np.abs(a[k] - b[k]).max()) for k in a)
 
 
-@pytest.mark.parametrize("extra", [[], ["sample_size=4", "data.split=iid"],
+@pytest.mark.parametrize("extra", [[], ["sample_size=4", "data.split=iid"], ["model.name=logreg"],
                                    ["strategy.name=async_goal_aggr_unif", "strategy.min_received=3", "sample_size=5"]])
 def test_batched_training_gives_the_per_participant_paths_course_to_float_rounding(extra):
     exact = _run(SMALL + extra)
@@ -74,6 +74,7 @@ def test_a_batched_course_is_deterministic_and_replays_with_verify(tmp_path):
     ("trainer.proximal_mu=0.1", "proximal_mu"),
     ("personalization.name=ditto", "personalization"),
     ("model.name=mlp_bn", "buffers"),
+    ("model.name=convnet2", "no batched_forward"),
 ])
 def test_what_batching_cannot_do_is_refused_in_one_line_naming_the_key(override, named):
     with pytest.raises(ConfigError, match=r"simulation\.batched") as info:
@@ -91,3 +92,18 @@ def test_participants_of_one_process_share_one_module_unless_something_of_theirs
     ditto = CourseBuilder(load_config(ROOT / "examples" / "digits_fedavg.yaml",
                                       ["participants=4", "personalization.name=ditto"]))
     assert not ditto.models_shareable
+
+
+def test_a_batched_mlp_course_imports_no_torch_compiler():
+    import subprocess
+    import sys
+
+    code = ("import sys; from fscore.config import load_config; from fscore.simulation.runner import run_standalone;"
+            "from tests.conftest import ROOT;"
+            "r = run_standalone(load_config(ROOT / 'examples' / 'digits_fedavg.yaml', ['rounds=1', 'participants=3',"
+            " 'simulation.batched=true']), progress=False);"
+            "print(r.summary['batched_trainings'], 'torch._dynamo' in sys.modules)")
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.split()[-2:] == ["3", "False"]

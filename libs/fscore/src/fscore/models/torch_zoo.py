@@ -16,6 +16,11 @@ class LogReg(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(x.flatten(1))
 
+    @staticmethod
+    def batched_forward(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """K models at once (simulation.batched): parameters stacked on a first axis, ``x`` of shape [K, B, ...]."""
+        return _linear(params, "fc", x.flatten(2))
+
 
 class MLP(nn.Module):
     def __init__(self, spec: ModelSpec) -> None:
@@ -25,6 +30,16 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+
+    @staticmethod
+    def batched_forward(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """K models at once (simulation.batched): parameters stacked on a first axis, ``x`` of shape [K, B, ...]."""
+        return _linear(params, "fc2", torch.relu(_linear(params, "fc1", x.flatten(2))))
+
+
+def _linear(params: dict[str, torch.Tensor], name: str, x: torch.Tensor) -> torch.Tensor:
+    """K dense layers on K batches: [K, B, in] x [K, out, in] + [K, out] -> [K, B, out]."""
+    return torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), x, params[f"{name}.weight"].transpose(1, 2))
 
 
 class BatchNorm1d(nn.BatchNorm1d):

@@ -1,12 +1,12 @@
 """Batched local training for simulation (``simulation.batched``, issue 19): a cohort trains as one computation.
 
-When the coordinator sends one model to many participants of this process, their local SGD runs together:
-``torch.func.vmap`` over parameters stacked along a participant axis, ``functional_call`` of the shared
-module, each participant with its own examples, its own seeded batch order (the very batches
-:func:`fscore.trainers.base.batches` deals it) and its own momentum buffer. Participants with fewer steps, or a
-smaller last batch, are masked: a padded example weighs nothing and a finished participant's parameters and
-buffer stop moving. The per-sample losses are averaged over the real examples, so each participant's
-gradient is the one its own mean loss gives.
+When the coordinator sends one model to many participants of this process, their local SGD runs together, over
+parameters stacked along a participant axis (the zoo model's ``batched_forward``: batched matrix products, one
+autograd pass for the whole cohort). Each participant keeps its own examples, its own
+seeded batch order (the very batches :func:`fscore.trainers.base.batches` deals it) and its own momentum
+buffer. Participants with fewer steps, or a smaller last batch, are masked: a padded example weighs nothing
+and a finished participant's parameters and buffer stop moving. The per-sample losses are averaged over the
+real examples, so each participant's gradient is the one its own mean loss gives.
 
 Nothing else changes: each participant still handles the ``model_parameters`` message, trains (taking its
 prepared result, :meth:`TorchTrainer.train`), and sends its own ``model_update``; async strategies, virtual
@@ -16,13 +16,12 @@ agree to float rounding, not bit for bit (tested within tolerance against the de
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from torch.func import functional_call, grad, vmap
 
 from fscore.trainers.base import TrainResult, batches, train_result
 
@@ -57,6 +56,9 @@ def refusal(config: Any, builder: Any) -> str | None:
     if any(True for _ in model.buffers()):
         return (f"simulation.batched: model {config.model.name!r} has buffers (batch norm), which batched training "
                 "does not carry")
+    if not hasattr(type(model), "batched_forward"):
+        return (f"simulation.batched: model {config.model.name!r} has no batched_forward (the zoo's logreg and mlp "
+                "have one)")
     return None
 
 
@@ -104,12 +106,7 @@ class CohortTraining:
                 mask[t, j, :len(b)] = 1.0
         index_t, mask_t = torch.from_numpy(index), torch.from_numpy(mask)
 
-        def loss(params: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
-                 mb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            losses = torch.nn.functional.cross_entropy(functional_call(model, params, (xb,)), yb, reduction="none")
-            return (losses * mb).sum() / mb.sum().clamp(min=1.0), losses
-
-        step_grad = vmap(grad(loss, has_aux=True))
+        step_grad = _stacked_gradients(model)
         params = {n: start[n].unsqueeze(0).repeat(k, *([1] * start[n].dim())) for n in names}
         momentum: dict[str, torch.Tensor] = {}
         total_loss, total_square, seen = torch.zeros(k), torch.zeros(k), torch.zeros(k)
@@ -141,3 +138,28 @@ class CohortTraining:
             worker.trainer.prepared = Prepared(round_, start, {n: params[n][j].clone() for n in names}, result,
                                                streams[j])
         self.prepared += k
+
+
+Gradients = Callable[[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor],
+                     tuple[dict[str, torch.Tensor], torch.Tensor]]
+
+
+def _stacked_gradients(model: torch.nn.Module) -> Gradients:
+    """(stacked params, x [K, B, ...], y [K, B], mask [K, B]) -> (each participant's gradient of its own mean loss,
+    stacked; per-example losses [K, B]).
+
+    The model's ``batched_forward`` runs the K models as batched matrix products, and one backward pass of the
+    sum of the K mean losses gives each its own gradient (their parameters are disjoint slices of the stack).
+    This is plain autograd: ``torch.func.vmap`` would import torch's compiler (about 2 s) on its first call.
+    """
+    forward = type(model).batched_forward  # type: ignore[attr-defined]
+
+    def by_products(params: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
+                    mb: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        leaves = {n: p.detach().requires_grad_(True) for n, p in params.items()}
+        losses = torch.nn.functional.cross_entropy(forward(leaves, xb).flatten(0, 1), yb.flatten(), reduction="none")
+        losses = losses.reshape(yb.shape)
+        ((losses * mb).sum(1) / mb.sum(1).clamp(min=1.0)).sum().backward()
+        return {n: p.grad for n, p in leaves.items()}, losses.detach()
+
+    return by_products
