@@ -63,7 +63,25 @@ class TorchTrainer(Trainer):
         return self.adapter.to_wire(self.model.state_dict())
 
     def set_parameters(self, params: Mapping[str, np.ndarray]) -> None:
+        views = self._views()
+        if views is not None and params.keys() == views.keys() and all(
+                views[k].shape == v.shape and views[k].dtype == v.dtype for k, v in params.items()):
+            for k, v in params.items():  # the same bits load_state_dict would copy, without its two copies
+                np.copyto(views[k], v)
+            return
         self.model.load_state_dict(self.adapter.from_wire(params), strict=True)
+
+    def _views(self) -> dict[str, np.ndarray] | None:
+        """Writable numpy views of the model's parameters, when a wire model can be copied straight into them: the
+        torch adapter's own names, no buffers (batch norm loads through its own hook), no privatizer wrapping."""
+        if self.adapter is not _adapter or self.privatizer is not None:
+            return None
+        cached = self.__dict__.get("_param_views")
+        if cached is None or cached[0] is not self.model:
+            views = None if any(True for _ in self.model.buffers()) else {
+                n: p.detach().numpy() for n, p in self.model.named_parameters()}
+            cached = self._param_views = (self.model, views)
+        return cached[1]
 
     def _optimizer(self) -> torch.optim.Optimizer | PlainSGD:
         """torch.optim's Adam, or SGD; :class:`PlainSGD` (the same update, bit for bit) unless a privatizer
