@@ -1,4 +1,4 @@
-"""simulation.batched: a cohort's local SGD as one vmapped computation, against the exact per-participant path
+"""simulation.batched: a cohort's local SGD as one batched computation, against the exact per-participant path
 (issue 19): the same messages, virtual time and accuracy, models equal to float rounding, replay verifies."""
 
 from __future__ import annotations
@@ -46,18 +46,46 @@ def test_batched_training_gives_the_per_participant_paths_course_to_float_roundi
                 assert x[key] == pytest.approx(y[key], rel=1e-4)
 
 
+def _updates(result) -> dict[tuple[str, int], dict]:
+    """Every model_update in the course's log, by (sender, round): what each participant trained and reported."""
+    codec = result.coordinator.catalog.codec
+    out = {}
+    for record in result.log.read(f"fscope.{result.summary['course_id']}.coordinator"):
+        header, payload = codec.decode(record.value)
+        if header.type == "model_update":
+            out[(header.sender, header.round)] = payload
+    return out
+
+
 def test_unequal_datasets_are_masked_each_participant_stepping_its_own_batches():
-    """Dirichlet shards of very different sizes: participants with fewer batches stop moving, and each one's train
-    metrics (steps, loss) are its own."""
-    overrides = [*SMALL, "data.alpha=0.1", "rounds=1"]
+    """Dirichlet shards of very different sizes: participants with fewer batches stop moving, and each one's model
+    and train metrics (steps, loss, loss_square_mean) are its own, as the exact path computes them."""
+    overrides = [*SMALL, "data.alpha=0.1", "rounds=2"]
     exact = _run(overrides)
     batched = _run([*overrides, "simulation.batched=true"])
-    sizes = {len(p.data.train) for p in exact.participants}
-    assert len(sizes) > 3
-    for p, q in zip(exact.participants, batched.participants, strict=True):
-        assert _close(p.trainer.get_parameters(), q.trainer.get_parameters()) < 1e-5
-    updates = [[u for u in r.coordinator.state.aggregations[-1].senders] for r in (exact, batched)]
-    assert updates[0] == updates[1]
+    assert len({len(p.data.train) for p in exact.participants}) > 3
+    mine, theirs = _updates(exact), _updates(batched)
+    assert mine.keys() == theirs.keys() and len(mine) == 12
+    for key, update in mine.items():
+        other = theirs[key]
+        assert _close(update["tensors"], other["tensors"]) < 1e-5, key
+        assert update["num_samples"] == other["num_samples"]
+        assert update["train_metrics"].keys() == other["train_metrics"].keys()
+        for name, value in update["train_metrics"].items():
+            assert other["train_metrics"][name] == pytest.approx(value, rel=1e-5), (key, name)
+
+
+def test_a_failing_batch_falls_back_to_each_participants_own_training(monkeypatch):
+    from fscore.simulation import batched as module
+
+    def fails(self, *args):
+        raise MemoryError("no room for the stacked cohort")
+
+    monkeypatch.setattr(module.CohortTraining, "_train", fails)
+    exact = _run(SMALL)
+    fallen = _run([*SMALL, "simulation.batched=true"])
+    assert fallen.summary["model_sha256"] == exact.summary["model_sha256"]  # the exact path, bit for bit
+    assert fallen.summary["dead_lettered"] == 0
 
 
 def test_a_batched_course_is_deterministic_and_replays_with_verify(tmp_path):
@@ -72,7 +100,8 @@ def test_a_batched_course_is_deterministic_and_replays_with_verify(tmp_path):
 @pytest.mark.parametrize(("override", "named"), [
     ("trainer.optimizer=adam", "optimizer 'adam'"),
     ("trainer.proximal_mu=0.1", "proximal_mu"),
-    ("personalization.name=ditto", "personalization"),
+    ("personalization.name=ditto", "personalization.name"),
+    ("attack={kind: sign_flip, participants: [1]}", "attack"),
     ("model.name=mlp_bn", "buffers"),
     ("model.name=convnet2", "no batched_forward"),
 ])

@@ -275,19 +275,21 @@ class CourseBuilder:
             return KerasTrainer(model, cfg, seed=seed, adapter=adapter)
         from fscore.trainers.torch_trainer import TorchTrainer
 
-        return TorchTrainer(model, cfg, seed=seed, adapter=adapter)
+        trainer = TorchTrainer(model, cfg, seed=seed, adapter=adapter)
+        trainer.shared_module = shared
+        return trainer
 
-    @cached_property
+    @property
     def models_shareable(self) -> bool:
         """Whether the participants of one process may train one torch module in turn (issue 19: 10,000
-        participants hold no 10,000 models). Safe when nothing of a participant lives in its module between
-        messages: every handler loads the received model in full before using it, and only a personalization,
-        a plug-in, a user handler or condition, or a user's model could keep something there."""
-        c = self.config
-        return (c.personalization.name == "none" and len(self.shared) == len(self.model_layout)
-                and not any(entry.role in (PARTICIPANT, "all") for _, entry, _ in self.plugins)
-                and not any(h.role == PARTICIPANT for h in (*c.conditions, *c.handlers))
-                and c.model.name != "custom" and not c.model.builders)
+        participants hold no 10,000 models); see :func:`fscore.simulation.sharing.unshareable_because`."""
+        return self.unshareable_because is None
+
+    @cached_property
+    def unshareable_because(self) -> str | None:
+        from fscore.simulation.sharing import unshareable_because
+
+        return unshareable_because(self.config, self.plugins, len(self.shared) < len(self.model_layout))
 
     def _shared_torch_model(self, spec: ModelSpec) -> Any:
         """One torch module per model spec for the participants of this process (see :attr:`models_shareable`)."""

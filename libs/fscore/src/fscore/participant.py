@@ -112,7 +112,9 @@ class Participant(BaseWorker):
             raise RejectedMessage(f"{msg.type} of round {msg.round} (id {msg.id}) does not fit {self.address}'s "
                                   "model: " + "; ".join(problems))
         check_finite(f"{msg.type} of round {msg.round} (id {msg.id})", tensors)
-        Participant._fitted = (tensors, self.layout)
+        # only decoded tensors, which nothing can change, are remembered (a model built in Python could be altered)
+        if all(not getattr(t, "flags", None) or not t.flags.writeable for t in tensors.values()):
+            Participant._fitted = (tensors, self.layout)
         return tensors
 
     def train_and_report(self, msg: Message) -> None:

@@ -174,7 +174,7 @@ class BaseWorker:
     def _condition_entries(self) -> list[tuple[Condition, HandlerEntry]]:
         """The conditions that have a handler, with it, in the conditions' order; looked up again only when a
         handler or a condition changed (plug-ins may replace ``conditions`` entries directly)."""
-        key = (self.handlers, self.handlers.version, tuple(self.conditions.values()))
+        key = (self.handlers, self.handlers.version, tuple(self.conditions.items()))
         if self._settling is None or self._settling[0] != key:
             entries = [(c, self.handlers.get(on_condition(name))) for name, c in self.conditions.items()]
             self._settling = (key, [(c, e) for c, e in entries if e is not None])

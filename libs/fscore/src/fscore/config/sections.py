@@ -197,9 +197,9 @@ class SimulationConfig(_Strict):
 
     devices: Literal["uniform", "heavy_tailed", "file"] = "uniform"
     batched: bool = Field(False, description=(
-        "standalone: a cohort sent one model trains as one vectorized computation (torch.func.vmap over the "
-        "participants), each with its own data, batches and momentum; models equal the default path's to float "
-        "rounding, not bit for bit"))
+        "standalone: a cohort sent one model trains as one vectorized computation (batched matrix products over the "
+        "participants' stacked parameters), each with its own data, batches and momentum; models equal the default "
+        "path's to float rounding, not bit for bit"))
     threads: int = Field(0, ge=0, description=(
         "torch's intra-op threads in a standalone run (0 = torch's default); the thread count changes a model's "
         "last bits, so runs compared bit for bit (tuning trials, --jobs) fix it"))

@@ -17,9 +17,10 @@ _last_set: list[tuple[tuple[str, ...], frozenset[str]]] = [((), frozenset())]
 
 def _as_set(addresses: tuple[str, ...]) -> frozenset[str]:
     """``addresses`` as a frozenset, built once per tuple (kept for the last tuple asked about, by identity)."""
-    if _last_set[0][0] is not addresses:
-        _last_set[0] = (addresses, frozenset(addresses))
-    return _last_set[0][1]
+    last = _last_set[0]
+    if last[0] is not addresses:
+        last = _last_set[0] = (addresses, frozenset(addresses))
+    return last[1]
 
 
 Phase = Literal["joining", "training", "evaluating", "round_done", "finished"]

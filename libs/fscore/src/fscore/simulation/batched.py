@@ -21,9 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import structlog
 import torch
 
 from fscore.trainers.base import TrainResult, batches, train_result
+
+log = structlog.get_logger("fscore.batched")
 
 
 @dataclass
@@ -39,9 +42,8 @@ class Prepared:
 
 def refusal(config: Any, builder: Any) -> str | None:
     """Why ``simulation.batched`` cannot run this course (one line naming the key), or None."""
-    if not builder.models_shareable:
-        return ("simulation.batched: needs participants without plug-ins, personalization, user handlers or a "
-                "custom model (their state may live in the model)")
+    if builder.unshareable_because is not None:
+        return f"simulation.batched: participants cannot share one model ({builder.unshareable_because})"
     for i in range(config.participants):
         t = config.trainer_for(i)
         if config.backend_for(i) != "torch":
@@ -80,7 +82,12 @@ class CohortTraining:
             groups.setdefault((id(trainer.model), trainer.cfg.model_dump_json()), []).append(worker)
         for group in groups.values():
             if len(group) > 1:
-                self._train(group, round_, tensors)
+                try:
+                    self._train(group, round_, tensors)
+                except Exception as exc:  # noqa: BLE001 - runs inside the coordinator's handler: never its failure
+                    # nothing was left on the trainers: each participant trains on its own, exactly, when its turn
+                    # comes, and fails there (as a record of its own) if training itself fails
+                    log.warning("batched_training_failed", round=round_, participants=len(group), error=repr(exc))
 
     def _train(self, group: list[Any], round_: int, tensors: Mapping[str, np.ndarray]) -> None:
         first = group[0].trainer
@@ -98,7 +105,8 @@ class CohortTraining:
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         x_all = torch.from_numpy(np.concatenate([w.data.train.x for w in group]))
         y_all = torch.from_numpy(np.concatenate([w.data.train.y for w in group]))
-        index = np.zeros((steps, k, width), np.int64)
+        pad = np.minimum(offsets, max(len(y_all) - 1, 0))  # a padded slot holds the participant's own first example
+        index = np.ascontiguousarray(np.broadcast_to(pad[None, :, None], (steps, k, width)))
         mask = np.zeros((steps, k, width), np.float32)
         for j, d in enumerate(dealt):
             for t, b in enumerate(d):
@@ -109,7 +117,9 @@ class CohortTraining:
         step_grad = _stacked_gradients(model)
         params = {n: start[n].unsqueeze(0).repeat(k, *([1] * start[n].dim())) for n in names}
         momentum: dict[str, torch.Tensor] = {}
-        total_loss, total_square, seen = torch.zeros(k), torch.zeros(k), torch.zeros(k)
+        # accumulated in float64, as the exact path adds each batch's float32 figures to Python floats
+        total_loss, total_square = torch.zeros(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)
+        seen = torch.zeros(k, dtype=torch.int64)
         model.train()
         for t in range(steps):
             mb = mask_t[t]
@@ -119,9 +129,9 @@ class CohortTraining:
             grads, losses = step_grad(params, xb, y_all[index_t[t]], mb)
             with torch.no_grad():
                 batch_loss = (losses * mb).sum(1) / count.clamp(min=1.0)
-                total_loss += batch_loss * count
-                total_square += (losses.square() * mb).sum(1)
-                seen += count
+                total_loss += batch_loss.double() * count.double()
+                total_square += (losses.square() * mb).sum(1).double()
+                seen += count.long()
                 for n in names:
                     shape = (k, *([1] * (params[n].dim() - 1)))
                     g = grads[n]

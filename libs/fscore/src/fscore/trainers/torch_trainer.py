@@ -43,6 +43,8 @@ class TorchTrainer(Trainer):
         self.round = 0
         #: this round's training, done ahead with its cohort (simulation.batched: fscore.simulation.batched)
         self.prepared: Any = None
+        #: whether other participants' trainers train the same module (fscore.course: models_shareable)
+        self.shared_module = False
 
     def start_round(self, round_: int) -> None:
         self.rng = np.random.default_rng([*self.seed, round_])
@@ -60,7 +62,10 @@ class TorchTrainer(Trainer):
         self.anchor, self.sample_weights = state["anchor"], state["sample_weights"]
 
     def get_parameters(self) -> dict[str, np.ndarray]:
-        return self.adapter.to_wire(self.model.state_dict())
+        params = self.adapter.to_wire(self.model.state_dict())
+        if self.shared_module:  # views of a module the next participant trains: a copy keeps this one's model
+            return {k: np.array(v, copy=True) for k, v in params.items()}
+        return params
 
     def set_parameters(self, params: Mapping[str, np.ndarray]) -> None:
         views = self._views()
@@ -76,12 +81,15 @@ class TorchTrainer(Trainer):
         torch adapter's own names, no buffers (batch norm loads through its own hook), no privatizer wrapping."""
         if self.adapter is not _adapter or self.privatizer is not None:
             return None
+        first = next(self.model.parameters(), None)
         cached = self.__dict__.get("_param_views")
-        if cached is None or cached[0] is not self.model:
-            views = None if any(True for _ in self.model.buffers()) else {
-                n: p.detach().numpy() for n, p in self.model.named_parameters()}
-            cached = self._param_views = (self.model, views)
-        return cached[1]
+        # rebuilt when the model, or the storage of its parameters (param.data = ..., .to()), changes
+        if cached is None or cached[0] is not self.model or cached[1] != (first.data_ptr() if first is not None else 0):
+            params = list(self.model.named_parameters())
+            plain = all(p.device.type == "cpu" for _, p in params) and not any(True for _ in self.model.buffers())
+            views = {n: p.detach().numpy() for n, p in params} if plain else None
+            cached = self._param_views = (self.model, first.data_ptr() if first is not None else 0, views)
+        return cached[2]
 
     def _optimizer(self) -> torch.optim.Optimizer | PlainSGD:
         """torch.optim's Adam, or SGD; :class:`PlainSGD` (the same update, bit for bit) unless a privatizer
