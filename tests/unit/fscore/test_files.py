@@ -1,4 +1,4 @@
-"""Datasets from files on local disk (issue 18): LEAF JSON, CIFAR-10 python batches, .npz and CSV tables.
+"""Datasets from files on local disk (issue 18): LEAF JSON, CIFAR-10 binary batches, .npz and CSV tables.
 
 Each test writes small files in the real format (from scikit-learn's digits, or random CIFAR-shaped images),
 runs a course on them standalone, and checks who holds what; bad files give one line naming the file and the
@@ -8,7 +8,6 @@ field.
 from __future__ import annotations
 
 import json
-import pickle
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from fscore.config import load_config
 from fscore.course import CourseBuilder
 from fscore.data.federation import load_digits_dataset
+from fscore.data.files import read_cifar10
 from fscore.errors import ConfigError
 from fscore.simulation.runner import run_standalone
 
@@ -87,13 +87,50 @@ def test_fewer_participants_than_writers_is_a_seeded_sample_and_too_many_is_refu
         CourseBuilder(_config(*sets[:3], "participants=13")).federation  # noqa: B018
 
 
+def _cifar_batch(path, labels, images):
+    """CIFAR-10's binary version, byte for byte: per image a label byte, then 1024 R, 1024 G, 1024 B."""
+    labels, images = np.asarray(labels, np.uint8), np.asarray(images, np.uint8)
+    path.write_bytes(b"".join(bytes([label]) + image.tobytes() for label, image in zip(labels, images, strict=True)))
+    return path
+
+
+def test_cifar_binary_batches_are_read_as_the_format_defines(tmp_path):
+    rng = np.random.default_rng(1)
+    directory = tmp_path / "cifar-10-batches-bin"  # as CIFAR-10's authors ship it, with its text files
+    directory.mkdir()
+    (directory / "batches.meta.txt").write_text("airplane\nautomobile\nbird\n")
+    (directory / "readme.html").write_text("<html></html>")
+    written = {}
+    for name, n in [("test_batch.bin", 2), ("data_batch_2.bin", 3), ("data_batch_1.bin", 5)]:
+        written[name] = rng.integers(0, 10, n), rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        _cifar_batch(directory / name, *written[name])
+    found = read_cifar10(directory)
+    order = ["data_batch_1.bin", "data_batch_2.bin", "test_batch.bin"]  # by name, as the python reader took them
+    assert found.input_shape == (3, 32, 32) and found.owners is None
+    assert found.data.x.dtype == np.float32 and found.data.x.shape == (10, 3072)
+    assert found.data.y.dtype == np.int64
+    np.testing.assert_array_equal(found.data.y, np.concatenate([written[n][0] for n in order]))
+    np.testing.assert_array_equal(found.data.x, np.concatenate([written[n][1] for n in order]).astype(np.float32) / 255)
+    assert found.data.x.min() >= 0.0 and found.data.x.max() <= 1.0
+
+    # the layout: one label byte, then the red plane, the green, the blue, each row-major 32x32
+    record = bytearray(3073)
+    record[0] = 7
+    record[1 + 0 * 1024 + 0 * 32 + 0] = 255  # red, row 0, column 0
+    record[1 + 1 * 1024 + 1 * 32 + 2] = 255  # green, row 1, column 2
+    record[1 + 2 * 1024 + 31 * 32 + 31] = 51  # blue, row 31, column 31
+    one = tmp_path / "data_batch_9.bin"
+    one.write_bytes(bytes(record))
+    found = read_cifar10(one)  # one batch file, not a directory
+    image = found.data.x.reshape(-1, 3, 32, 32)[0]
+    assert found.data.y.tolist() == [7] and np.count_nonzero(image) == 3
+    assert image[0, 0, 0] == 1.0 and image[1, 1, 2] == 1.0 and image[2, 31, 31] == np.float32(51) / 255
+
+
 def test_a_cifar_batch_and_an_npz_each_run_a_course(tmp_path):
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (240, 3072), dtype=np.uint8)
-    batch = tmp_path / "data_batch_1"
-    with batch.open("wb") as f:  # as CIFAR-10's authors wrote theirs: a dict with bytes keys
-        pickle.dump({b"batch_label": b"training batch 1 of 5", b"labels": rng.integers(0, 10, 240).tolist(),
-                     b"data": images, b"filenames": [b"x.png"] * 240}, f, protocol=2)
+    batch = _cifar_batch(tmp_path / "data_batch_1.bin", rng.integers(0, 10, 240),
+                         rng.integers(0, 256, (240, 3072), dtype=np.uint8))
     from tests.conftest import ROOT
 
     # the example, as a user with CIFAR-10 on disk runs it, with no code: ConvNet2 on 32x32x3
@@ -138,16 +175,29 @@ def test_bad_files_are_refused_in_one_line_naming_the_file_and_the_field(tmp_pat
     leaf.write_text(json.dumps({"users": ["a"], "num_samples": [2], "user_data": {"a": {"x": [[1, "b"]], "y": [0]}}}))
     assert f"{leaf}: user_data['a'].x is not numeric" in _refusal(["data.dataset=leaf", f"data.path={leaf}"])
 
-    batch = tmp_path / "data_batch_1"
-    batch.write_bytes(pickle.dumps({b"data": np.zeros((4, 1024), np.uint8), b"labels": [0, 1, 2, 3]}))
-    assert _refusal(["data.dataset=cifar10", f"data.path={batch}"]) == \
-        f"data.path: {batch}: data has shape [4, 1024], not (n, 3072): 32x32 pixels, 3 channels"
-
-    class Evil:
-        def __reduce__(self):
-            return (print, ("a crafted batch ran code",))
-    batch.write_bytes(pickle.dumps({b"data": Evil()}))
-    assert "a CIFAR batch does not name builtins.print" in _refusal(["data.dataset=cifar10", f"data.path={batch}"])
+    good = _cifar_batch(tmp_path / "data_batch_1.bin", [0, 1], np.zeros((2, 3072), np.uint8)).read_bytes()
+    truncated = tmp_path / "data_batch_2.bin"
+    truncated.write_bytes(good[:-1])  # a download cut short
+    assert _refusal(["data.dataset=cifar10", f"data.path={truncated}"]) == \
+        f"data.path: {truncated}: 6145 bytes is not a whole number of 3073-byte records (1 label byte, 3072 " \
+        f"pixel bytes): truncated, or not a CIFAR-10 binary batch"
+    ten = _cifar_batch(tmp_path / "data_batch_3.bin", [0, 10, 255], np.zeros((3, 3072), np.uint8))
+    assert _refusal(["data.dataset=cifar10", f"data.path={ten}"]) == \
+        f"data.path: {ten}: record 1 has label 10; CIFAR-10's labels are 0..9 (2 records out of range)"
+    empty = tmp_path / "data_batch_4.bin"
+    empty.write_bytes(b"")
+    assert _refusal(["data.dataset=cifar10", f"data.path={empty}"]) == \
+        f"data.path: {empty}: empty, not a CIFAR-10 binary batch (records of 3073 bytes: 1 label byte, 3072 " \
+        f"pixel bytes)"
+    python = tmp_path / "cifar-10-batches-py"  # the python version: pickles, never read
+    python.mkdir()
+    (python / "data_batch_1").write_bytes(b"\x80\x02}q\x00.")  # a pickled empty dict, protocol 2
+    assert _refusal(["data.dataset=cifar10", f"data.path={python}"]) == \
+        f"data.path: {python}: no data_batch_*.bin or test_batch.bin file (CIFAR-10's binary version, " \
+        f"cifar-10-batches-bin; the python version's pickles are not read)"
+    assert _refusal(["data.dataset=cifar10", f"data.path={python / 'data_batch_1'}"]) == \
+        f"data.path: {python / 'data_batch_1'}: a pickle (CIFAR-10's python version), which is not read; give " \
+        f"the binary version, cifar-10-batches-bin"
 
     npz = tmp_path / "no_y.npz"
     np.savez(npz, x=np.zeros((5, 4)), client=np.arange(5))

@@ -1,4 +1,4 @@
-"""Datasets researchers bring on local disk (issue 18): LEAF JSON, CIFAR-10 python batches, ``.npz`` and CSV tables.
+"""Datasets researchers bring on local disk (issue 18): LEAF JSON, CIFAR-10 binary batches, ``.npz`` and CSV tables.
 
 Nothing is downloaded: ``data.path`` names the file or directory. Each format may name who each example
 belongs to (LEAF's users, an ``.npz`` array ``data.client_key``, a table column ``data.client_key``), and
@@ -7,9 +7,9 @@ of them can also be split like a central dataset (iid, dirichlet, classes).
 
 A file is untrusted input: every error is one line naming the file and the field (a missing key, lengths
 that disagree, a value that is not a number, an array of the wrong shape), raised as
-:class:`~fscore.errors.ConfigError` under ``data.path``. CIFAR-10's batches are Python pickles, the format
-its authors ship; they are read with an unpickler that builds only dicts, lists, bytes and numpy arrays, so a
-crafted batch cannot run code.
+:class:`~fscore.errors.ConfigError` under ``data.path``. CIFAR-10 is read in its binary version (the
+``cifar-10-batches-bin`` its authors ship beside the python one): fixed records of one label byte and 3072
+pixel bytes, taken as raw bytes by numpy. Nothing is unpickled, so a crafted batch cannot run code.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import csv
 import io
 import json
 import math
-import pickle
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -116,46 +115,43 @@ def _len(value: object) -> str:
 
 
 # -- CIFAR-10 ------------------------------------------------------------------------------------------------------
-class _ArraysOnly(pickle.Unpickler):
-    """Builds numpy arrays and plain containers, nothing else: a pickle naming any other class is refused."""
-
-    _ALLOWED = frozenset({("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                          ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-                          ("numpy._core.multiarray", "scalar"),
-                          ("_codecs", "encode")})  # how protocol 2 writes bytes: text -> bytes, no code
-
-    def find_class(self, module: str, name: str) -> object:
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"a CIFAR batch does not name {module}.{name}")
-        return super().find_class(module, name)
+_CIFAR_PIXELS = 3 * 32 * 32  # 1024 red, 1024 green, 1024 blue, each row-major 32x32
+_CIFAR_RECORD = 1 + _CIFAR_PIXELS  # a label byte, then the pixels
+_CIFAR_CLASSES = 10
+_PICKLE_PROTOCOL = 0x80  # the first byte of a pickle of protocol 2 or later
 
 
 def read_cifar10(path: Path) -> Labelled:
-    """CIFAR-10's python batches (``data_batch_1`` .. ``data_batch_5`` and ``test_batch`` in a directory, or one
-    batch file): ``data`` uint8 (n, 3072), channels first, and ``labels``."""
-    files = sorted(f for f in path.iterdir() if f.name.startswith(("data_batch", "test_batch"))) \
-        if path.is_dir() else [path]
+    """CIFAR-10's binary batches (``data_batch_1.bin`` .. ``data_batch_5.bin`` and ``test_batch.bin`` in a
+    directory such as ``cifar-10-batches-bin``, or one batch file): records of 3073 bytes, a label (0..9) and
+    3072 pixels, channels first. ``x`` is float32 (n, 3072) in [0, 1], ``y`` int64."""
+    files = sorted(f for f in path.iterdir() if f.name.startswith(("data_batch", "test_batch"))
+                   and f.suffix == ".bin") if path.is_dir() else [path]
     if not files:
-        raise _error(path, "no data_batch_* or test_batch file (CIFAR-10's python version)")
+        raise _error(path, "no data_batch_*.bin or test_batch.bin file (CIFAR-10's binary version, "
+                           "cifar-10-batches-bin; the python version's pickles are not read)")
     xs, ys = [], []
     for file in files:
         try:
-            batch = _ArraysOnly(io.BytesIO(file.read_bytes()), encoding="bytes").load()
-        except Exception as exc:  # noqa: BLE001 - a corrupt or crafted pickle raises many kinds
-            raise _error(file, f"not a CIFAR-10 python batch ({type(exc).__name__}: {str(exc)[:120]})") from None
-        if not isinstance(batch, dict):
-            raise _error(file, "not a CIFAR-10 python batch (expected a dict with data and labels)")
-        batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
-        for field in ("data", "labels"):
-            if field not in batch:
-                raise _error(file, f"no field {field!r} (a CIFAR-10 batch has data and labels)")
-        data = _numeric(batch["data"], "data", file, np.uint8)
-        labels = _numeric(batch["labels"], "labels", file, np.int64)
-        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-            raise _error(file, f"data has shape {list(data.shape)}, not (n, 3072): 32x32 pixels, 3 channels")
-        if len(labels) != len(data):
-            raise _error(file, f"data holds {len(data)} images but labels {len(labels)}")
-        xs.append(data.astype(np.float32) / 255.0)
+            raw = np.frombuffer(file.read_bytes(), dtype=np.uint8)
+        except OSError as exc:
+            raise _error(file, f"cannot be read ({type(exc).__name__}: {str(exc)[:120]})") from None
+        if not raw.size:
+            raise _error(file, f"empty, not a CIFAR-10 binary batch (records of {_CIFAR_RECORD} bytes: 1 label "
+                               f"byte, {_CIFAR_PIXELS} pixel bytes)")
+        if raw[0] == _PICKLE_PROTOCOL:  # no record starts so: its label byte would be 128
+            raise _error(file, "a pickle (CIFAR-10's python version), which is not read; give the binary "
+                               "version, cifar-10-batches-bin")
+        if raw.size % _CIFAR_RECORD:
+            raise _error(file, f"{raw.size} bytes is not a whole number of {_CIFAR_RECORD}-byte records (1 label "
+                               f"byte, {_CIFAR_PIXELS} pixel bytes): truncated, or not a CIFAR-10 binary batch")
+        records = raw.reshape(-1, _CIFAR_RECORD)
+        labels = records[:, 0].astype(np.int64)
+        bad = np.flatnonzero(labels >= _CIFAR_CLASSES)
+        if len(bad):
+            raise _error(file, f"record {int(bad[0])} has label {int(labels[bad[0]])}; CIFAR-10's labels are "
+                               f"0..{_CIFAR_CLASSES - 1} ({len(bad)} records out of range)")
+        xs.append(records[:, 1:].astype(np.float32) / 255.0)
         ys.append(labels)
     return Labelled(Dataset(np.concatenate(xs), np.concatenate(ys)), (3, 32, 32))
 
@@ -303,7 +299,7 @@ class Leaf(FileDataset):
 
 
 class Cifar10(FileDataset):
-    """CIFAR-10's python batches: 32x32 colour images, 10 classes (no natural partition)."""
+    """CIFAR-10's binary batches: 32x32 colour images, 10 classes (no natural partition)."""
 
     kind = "cifar10"
 
