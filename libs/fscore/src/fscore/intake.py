@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import traceback
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import structlog
 
 from fscore.errors import RejectedMessage, ReplayedMessage, TransportError, Unauthenticated
-from fscore.message import Message
+from fscore.message import Message, Verdicts
 from fscore.transport.base import Record
 from fscore.trust.signing import Verifier
 from fscore.worker import BaseWorker
@@ -61,6 +61,8 @@ class _Decoded:
     message: Message | None = None
     verdict: str | None = None  # why the record is not authentic; checked once, before the payload is read
     checked: bool = False
+    #: the checks its content passed (a participant's fit to its layout), for every worker given ``message``
+    content_verdicts: Verdicts = field(default_factory=Verdicts)
 
 
 class DecodeCache:
@@ -119,13 +121,14 @@ class RecordDecoder:
         if decoded.message is None:
             payload = (self.codec.decode_body(*body, record.value) if body is not None
                        else self.codec.decode(record.value)[1])
-            decoded.message = _message(decoded.header, payload)
+            decoded.message = _message(decoded.header, payload, decoded.content_verdicts)
         return decoded.message
 
 
-def _message(header: Header, payload: dict) -> Message:
+def _message(header: Header, payload: dict, verdicts: Verdicts) -> Message:
     return Message(type=header.type, receivers=header.receivers, round=header.round, payload=payload,
-                   sender=header.sender, timestamp=header.timestamp, id=header.id, course=header.course)
+                   sender=header.sender, timestamp=header.timestamp, id=header.id, course=header.course,
+                   verdicts=verdicts)
 
 
 def take(worker: BaseWorker, record: Record, decode: RecordDecoder) -> Decision:

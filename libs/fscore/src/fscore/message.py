@@ -8,7 +8,7 @@ envelope.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -47,9 +47,29 @@ _BUILTIN_ROLES: dict[str, Role] = {
 }
 
 
+class Verdicts:
+    """The checks a decoded record's content has passed, kept with the record (``fscore.intake``), so the workers
+    of one process that share its decoded message (a broadcast) check it once per key: a participant keys its
+    model check by its layout. A verdict holds for the very object it was reached on; a message built in Python
+    carries none, and is checked every time."""
+
+    __slots__ = ("_passed",)
+
+    def __init__(self) -> None:
+        self._passed: dict[Hashable, object] = {}
+
+    def passed(self, key: Hashable, subject: object) -> bool:
+        """Whether the check ``key`` passed on ``subject`` (this object, not an equal one)."""
+        return self._passed.get(key) is subject
+
+    def add(self, key: Hashable, subject: object) -> None:
+        self._passed[key] = subject
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One message. ``id``, ``course`` and ``timestamp`` are stamped by the sending worker."""
+    """One message. ``id``, ``course`` and ``timestamp`` are stamped by the sending worker. ``verdicts`` is set
+    only on a message decoded from a record (never part of the message: not sent, not compared)."""
 
     type: str
     receivers: tuple[str, ...]
@@ -59,6 +79,7 @@ class Message:
     timestamp: float = 0.0
     id: str = ""
     course: str = ""
+    verdicts: Verdicts | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import ClassVar
 
 import numpy as np
 import structlog
@@ -50,9 +49,6 @@ class Participant(BaseWorker):
     role = PARTICIPANT
     #: from the config, never a snapshot's state
     snapshot_exclude = ("data", "profile", "pace", "coordinator", "layout")
-    #: the tensors last found to fit, and the layout they fit: the participants of one process share a
-    #: broadcast's decoded tensors (fscore.intake.DecodeCache), which are read-only, so one check serves all
-    _fitted: ClassVar[tuple[Mapping[str, np.ndarray], Layout] | None] = None
 
     def __init__(self, address: str, course: str, catalog: MessageCatalog, outbox: Outbox, *, trainer: Trainer,
                  data: ClientData, profile: DeviceProfile | None = None, coordinator: str = COORDINATOR,
@@ -101,20 +97,25 @@ class Participant(BaseWorker):
 
     def _received_model(self, msg: Message) -> Mapping[str, np.ndarray]:
         """The model in ``msg``, once it is known to fit this participant's model: right names, shapes and
-        dtypes, all values finite. Anything else is refused here, never handed to torch or Keras."""
+        dtypes, all values finite. Anything else is refused here, never handed to torch or Keras.
+
+        The participants of one process share a broadcast's decoded message (fscore.intake.DecodeCache), whose
+        tensors are read-only: a fit is remembered with the decoded record (``msg.verdicts``), per layout, so
+        the first participant of each layout checks it for all. A message built in Python is checked every time.
+        """
         self._from_coordinator(msg)
         tensors = msg.payload["tensors"]
-        last = Participant._fitted
-        if last is not None and last[0] is tensors and last[1] == self.layout:
-            return tensors  # a broadcast's tensors are decoded once and shared: checked by the first reader
+        key = ("fits", *self.layout.items())
+        if msg.verdicts is not None and msg.verdicts.passed(key, tensors):
+            return tensors
         problems = layout_differences(layout_of(tensors), self.layout)
         if problems:
             raise RejectedMessage(f"{msg.type} of round {msg.round} (id {msg.id}) does not fit {self.address}'s "
                                   "model: " + "; ".join(problems))
         check_finite(f"{msg.type} of round {msg.round} (id {msg.id})", tensors)
-        # only decoded tensors, which nothing can change, are remembered (a model built in Python could be altered)
-        if all(not getattr(t, "flags", None) or not t.flags.writeable for t in tensors.values()):
-            Participant._fitted = (tensors, self.layout)
+        # only read-only tensors are remembered: a plug-in's writable replacement could still be altered
+        if msg.verdicts is not None and all(not t.flags.writeable for t in tensors.values()):
+            msg.verdicts.add(key, tensors)
         return tensors
 
     def train_and_report(self, msg: Message) -> None:
