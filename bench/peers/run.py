@@ -1,12 +1,15 @@
 """fscope against other simulators on one exported workload, the commands alternated in one run (issue 19).
 
-    python bench/peers/run.py CONFIG [--set key=value ...] [--peer plain_torch] [--repeat 3] [--threads 1] [--batched]
+    python bench/peers/run.py CONFIG [--set key=value ...] [--peer plain_torch] [--repeat 3] [--threads 1]
+        [--batched] [--workers 2]
 
 For each repeat, in turn (A B A B): ``fscope run CONFIG`` and each peer's harness on the workload that
 bench/peers/export.py wrote from the same CONFIG. Every side runs as a fresh process with the same thread
 count (``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``, from which torch sizes its intra-op pool); reported per side: wall
 and CPU seconds, peak RSS, the median round time after the first (steady state), final held-out
-accuracy, and the ratio peer / fscope for wall time and for steady-state round time.
+accuracy, and the ratio peer / fscope for wall time and for steady-state round time. ``--batched`` and ``--workers N``
+add fscope with ``simulation.batched`` or N trainer processes (``simulation.workers``) as sides of their own, with
+ratios against them too; a workers side uses N processes of ``--threads`` threads each, more than the peers use.
 
 Peers: ``plain_torch`` (FedAvg in plain torch, bench/peers/plain_torch.py: the floor, in the tox env), and
 ``flower``, ``pfl`` and ``federatedscope`` (bench/peers/<peer>/harness.py), each in its own environment made by
@@ -90,6 +93,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batched", action="store_true", help="also run fscope with simulation.batched=true")
+    parser.add_argument("--workers", type=int, default=0, help="also run fscope with simulation.workers=N")
     args = parser.parse_args()
     peers = args.peer or [p for p in sorted(PEERS) if installed(p)]
     missing = [p for p in peers if not installed(p)]
@@ -99,35 +103,39 @@ def main() -> None:
         workload = Path(tmp) / "workload"
         subprocess.run([sys.executable, str(HERE / "export.py"), str(args.config), str(workload),
                         *[a for o in args.overrides for a in ("--set", o)]], check=True, capture_output=True)
-        results: dict[str, list[dict]] = {"fscope": [], **({"fscope_batched": []} if args.batched else {}),
-                                          **{p: [] for p in peers}}
+        # fscope's sides: the default path, and each opt-in one asked for
+        ours = {"fscope": [], **({"batched": ["simulation.batched=true"]} if args.batched else {}),
+                **({"workers": [f"simulation.workers={args.workers}"]} if args.workers > 1 else {})}
+        results: dict[str, list[dict]] = {("fscope" if side == "fscope" else f"fscope_{side}"): [] for side in ours}
+        results.update({p: [] for p in peers})
         for r in range(args.repeat):
-            results["fscope"].append(run_fscope(args.config, args.overrides, Path(tmp) / f"run{r}", args.threads))
-            if args.batched:
-                results["fscope_batched"].append(run_fscope(args.config, [*args.overrides, "simulation.batched=true"],
-                                                            Path(tmp) / f"batched{r}", args.threads))
+            for side, extra in ours.items():
+                results["fscope" if side == "fscope" else f"fscope_{side}"].append(
+                    run_fscope(args.config, [*args.overrides, *extra], Path(tmp) / f"{side}{r}", args.threads))
             for peer in peers:
                 results[peer].append(run_peer(peer, workload, args.threads))
-    base_wall = statistics.median(x["wall_s"] for x in results["fscope"])
-    base_round = statistics.median(s for x in results["fscope"] for s in x["round_s"])
-    batched = results.get("fscope_batched")
-    batched_wall = statistics.median(x["wall_s"] for x in batched) if batched else None
-    batched_round = statistics.median(s for x in batched for s in x["round_s"]) if batched else None
+
+    def medians(runs: list[dict]) -> tuple[float, float]:
+        return statistics.median(x["wall_s"] for x in runs), statistics.median(s for x in runs for s in x["round_s"])
+
+    bases = {side: medians(runs) for side, runs in results.items() if side.startswith("fscope")}
     rows = []
     for side, runs in results.items():
-        wall = statistics.median(x["wall_s"] for x in runs)
-        steady = statistics.median(s for x in runs for s in x["round_s"])
+        wall, steady = medians(runs)
         cpu = statistics.median(x["cpu_s"] for x in runs)
+        ratios = {}
+        for base, (base_wall, base_round) in bases.items():
+            name = "fscope" if base == "fscope" else base.removeprefix("fscope_")
+            ratios[f"wall_vs_{name}"] = f"{wall / base_wall:.2f}x"
+            ratios[f"round_vs_{name}"] = f"{steady / base_round:.2f}x"
         rows.append({"side": side, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
                      "peak_rss_mb": round(max(x["peak_rss_mb"] for x in runs)), "round_s": round(steady, 4),
-                     "heldout_acc": round(statistics.median(x["heldout_accuracy"] for x in runs), 3),
-                     "wall_vs_fscope": f"{wall / base_wall:.2f}x", "round_vs_fscope": f"{steady / base_round:.2f}x",
-                     **({"wall_vs_batched": f"{wall / batched_wall:.2f}x",
-                         "round_vs_batched": f"{steady / batched_round:.2f}x"} if batched_wall and batched_round
-                        else {})})
+                     "heldout_acc": round(statistics.median(x["heldout_accuracy"] for x in runs), 3), **ratios})
     report(f"peers-{args.config.stem}", rows,
            notes=f"{args.config} {' '.join(args.overrides)}; {args.repeat} alternated runs per side, "
-                 f"{args.threads} thread(s) each; ratios > 1: the peer is slower")
+                 f"{args.threads} thread(s) each"
+                 + (f" (fscope_workers: {args.workers} trainer processes)" if args.workers > 1 else "")
+                 + "; ratios > 1: the side is slower")
 
 
 if __name__ == "__main__":

@@ -200,6 +200,10 @@ class SimulationConfig(_Strict):
         "standalone: a cohort sent one model trains as one vectorized computation (batched matrix products over the "
         "participants' stacked parameters), each with its own data, batches and momentum; models equal the default "
         "path's to float rounding, not bit for bit"))
+    workers: int = Field(1, ge=1, description=(
+        "standalone: local training of a cohort sent one model runs in this many forked trainer processes (1 = in "
+        "the runner's process); models are bit for bit the same whatever the number, with every training on "
+        "simulation.threads intra-op threads (1 if 0)"))
     threads: int = Field(0, ge=0, description=(
         "torch's intra-op threads in a standalone run (0 = torch's default); the thread count changes a model's "
         "last bits, so runs compared bit for bit (tuning trials, --jobs) fix it"))

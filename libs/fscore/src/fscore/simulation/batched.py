@@ -39,6 +39,15 @@ class Prepared:
     result: TrainResult
     rng: np.random.Generator  # its round stream after drawing its batches, as its own training leaves it
 
+    def done(self) -> Prepared:
+        return self
+
+    def apply(self, trainer: Any) -> None:
+        with torch.no_grad():
+            for name, p in trainer.model.named_parameters():
+                p.copy_(self.trained[name])
+        trainer.rng = self.rng
+
 
 def refusal(config: Any, builder: Any) -> str | None:
     """Why ``simulation.batched`` cannot run this course (one line naming the key), or None."""
@@ -66,6 +75,8 @@ def refusal(config: Any, builder: Any) -> str | None:
 
 class CohortTraining:
     """Trains a cohort's local rounds in one vectorized run and leaves each participant its result."""
+
+    counted_as = "batched_trainings"  # the summary's key
 
     def __init__(self, participants: Mapping[str, Any]) -> None:
         self.participants = participants  # address -> Participant

@@ -38,6 +38,7 @@ from fscore.worker import Outbox
 
 if TYPE_CHECKING:
     from fscore.simulation.batched import CohortTraining
+    from fscore.simulation.workers import TrainingPool
 
 log = structlog.get_logger("fscore.runner")
 
@@ -58,7 +59,7 @@ class _Tracking(Outbox):
     def __init__(self, communicator: Communicator, addressed: set[str]) -> None:
         self.communicator = communicator
         self.addressed = addressed
-        self.cohort: CohortTraining | None = None  # simulation.batched
+        self.cohort: CohortTraining | TrainingPool | None = None  # simulation.batched, simulation.workers
 
     def send(self, message: Message) -> int:
         self.addressed.update(message.receivers)
@@ -71,7 +72,10 @@ def run_standalone(config: CourseConfig, *, output_dir: Path | None = None, prog
                    trainer: type[Trainer] | None = None, snapshot_every: int | None = None,
                    snapshot_dir: Path | None = None, restore: CourseSnapshot | None = None,
                    pause_at: int | None = None) -> CourseResult:
-    with _intra_op_threads(config.simulation.threads):
+    threads = config.simulation.threads
+    if config.simulation.workers > 1 and threads == 0:
+        threads = 1  # every training on the same thread count, in whichever process it runs
+    with _intra_op_threads(threads):
         return _run(config, output_dir=output_dir, progress=progress, trainer=trainer, snapshot_every=snapshot_every,
                     snapshot_dir=snapshot_dir, restore=restore, pause_at=pause_at)
 
@@ -121,6 +125,12 @@ def _run(config: CourseConfig, *, output_dir: Path | None, progress: bool | None
         from fscore.simulation.batched import refusal
 
         why = refusal(config, builder)
+        if why is not None:
+            raise ConfigError(why)
+    if config.simulation.workers > 1:
+        from fscore.simulation.workers import refusal as workers_refusal
+
+        why = workers_refusal(config, builder)
         if why is not None:
             raise ConfigError(why)
     if pause_at is not None and not 0 < pause_at < config.rounds:
@@ -179,8 +189,20 @@ def _run(config: CourseConfig, *, output_dir: Path | None, progress: bool | None
     if snapshot_every is not None or pause_at is not None:
         assert snapshot_dir is not None
         at_rest = _Snapshots(config, parts, network, writer, snapshot_every, snapshot_dir, pause_at)
-    _drive(coordinator, coord_comm, participants, addressed, network, config, progress,
-           restored=restore is not None, at_rest=at_rest)
+    pool = None
+    if config.simulation.workers > 1 and trainer is None:
+        from fscore.simulation.workers import TrainingPool
+
+        # forked now, when every participant is built (and restored): the trainer processes hold the same ones
+        pool = tracking.cohort = TrainingPool({address: p for address, (p, _) in participants.items()},
+                                              builder.catalog.codec, config.simulation.workers,
+                                              config.simulation.threads or 1)
+    try:
+        _drive(coordinator, coord_comm, participants, addressed, network, config, progress,
+               restored=restore is not None, at_rest=at_rest)
+    finally:
+        if pool is not None:
+            pool.close()
     paused = at_rest is not None and at_rest.paused is not None
 
     summary = {
@@ -192,7 +214,7 @@ def _run(config: CourseConfig, *, output_dir: Path | None, progress: bool | None
         **({"data": partition_summary(builder.federation)} if config.data.local_path is None else {}),
         **({"restored_from_round": restore.round} if restore is not None else {}),
         **({"snapshots": at_rest.written} if at_rest is not None else {}),
-        **({"batched_trainings": tracking.cohort.prepared} if tracking.cohort is not None else {}),
+        **({tracking.cohort.counted_as: tracking.cohort.prepared} if tracking.cohort is not None else {}),
         **({"finish_reason": "paused", "paused_at": at_rest.paused} if paused and at_rest is not None else {}),
     }
     if not paused:

@@ -41,7 +41,8 @@ class TorchTrainer(Trainer):
         #: DP-SGD (fscore.privacy.dpsgd) puts Opacus's per-example clipping and noise here
         self.privatizer: Callable[[nn.Module, torch.optim.Optimizer, int], Privatized] | None = None
         self.round = 0
-        #: this round's training, done ahead with its cohort (simulation.batched: fscore.simulation.batched)
+        #: this round's training, done ahead (simulation.batched: fscore.simulation.batched; simulation.workers:
+        #: fscore.simulation.workers); it has ``round``, ``start`` and ``done()``, which gives what to ``apply``
         self.prepared: Any = None
         #: whether other participants' trainers train the same module (fscore.course: models_shareable)
         self.shared_module = False
@@ -105,11 +106,10 @@ class TorchTrainer(Trainer):
     def train(self, data: Dataset) -> TrainResult:
         prepared, self.prepared = self.prepared, None
         if prepared is not None and prepared.round == self.round and self._holds(prepared.start):
-            with torch.no_grad():
-                for name, p in self.model.named_parameters():
-                    p.copy_(prepared.trained[name])
-            self.rng = prepared.rng
-            return prepared.result
+            done = prepared.done()  # None: it could not be trained ahead, so it is trained here
+            if done is not None:
+                done.apply(self)
+                return done.result
         x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
         model, opt, undo = self.model, self._optimizer(), None
         if self.privatizer is not None:

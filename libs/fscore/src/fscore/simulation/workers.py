@@ -1,0 +1,253 @@
+"""Parallel local training for simulation (``simulation.workers``, issue 19): a cohort's SGD in N processes.
+
+When the coordinator sends one model to several participants, the runner hands their local training to N
+forked trainer processes, each holding the same participants (forked after the course is built, so nothing is
+rebuilt or re-imported). Models go both ways as wire tensors (the ``model_parameters`` payload's Avro encoding,
+the same bytes the log carries), the rest as JSON: nothing is pickled.
+
+Each participant's training is the exact path, run elsewhere: its trainer loads the model it was sent, draws its
+batches from its own round stream and trains with the same thread count, so the model it reports is bit for bit
+the one it would have trained in the runner's process, and the course is the same whatever N is. The
+participant still handles its ``model_parameters`` message in the runner (:meth:`TorchTrainer.train` takes the
+result, with the round stream as training left it), so messages, virtual time, snapshots and replay are those
+of a course without workers.
+
+Only participants whose training depends on nothing but the model they receive, their data and their round
+stream can train elsewhere: the participants that may share one module (:mod:`fscore.simulation.sharing`).
+A failure in a trainer process is logged and the participant trains in the runner instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+import structlog
+
+from fscore.message import MODEL_PARAMETERS
+from fscore.trainers.base import TrainResult
+from fstranslation import WireCodec
+
+log = structlog.get_logger("fscore.workers")
+
+
+def refusal(config: Any, builder: Any) -> str | None:
+    """Why ``simulation.workers`` cannot run this course (one line naming the key), or None."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return "simulation.workers: trainer processes are forked, and this platform cannot fork"
+    if config.simulation.batched:
+        return "simulation.workers: not with simulation.batched (a batched cohort already trains as one computation)"
+    if builder.unshareable_because is not None:
+        return ("simulation.workers: participants keep state of their own, which another process would not see "
+                f"({builder.unshareable_because})")
+    for i in range(config.participants):
+        if config.backend_for(i) != "torch":
+            return f"simulation.workers: participant {i} trains with {config.backend_for(i)}, not torch"
+        if config.trainer_for(i).factory is not None:
+            return "simulation.workers: trainer.factory builds its own trainers"
+    return None
+
+
+@dataclass
+class Trained:
+    """A participant's local training done in a trainer process: its wire model, result and round stream."""
+
+    params: Mapping[str, np.ndarray]
+    result: TrainResult
+    rng_state: dict[str, Any]
+
+    def apply(self, trainer: Any) -> None:
+        trainer.set_parameters(self.params)
+        rng = np.random.default_rng()
+        rng.bit_generator.state = self.rng_state
+        trainer.rng = rng
+
+
+@dataclass
+class _Pending:
+    """What a participant's trainer holds until it trains: the round and model the training in another process
+    started from (:meth:`TorchTrainer.train` checks both), and how to wait for it."""
+
+    pool: TrainingPool
+    address: str
+    round: int
+    start: Mapping[str, Any]
+
+    def done(self) -> Trained | None:
+        return self.pool.take(self.address, self.round)
+
+
+@dataclass
+class _Child:
+    process: Any
+    connection: Connection
+    waiting: set[str] = field(default_factory=set)
+
+
+class TrainingPool:
+    """N forked trainer processes and the results they owe; one per standalone course."""
+
+    counted_as = "parallel_trainings"  # the summary's key
+
+    def __init__(self, participants: Mapping[str, Any], codec: WireCodec, workers: int, threads: int) -> None:
+        self.participants = participants  # address -> Participant
+        self.codec = codec
+        self.prepared = 0  # participant-rounds trained in another process, for the summary
+        self.broken: str | None = None
+        self._results: dict[tuple[str, int], Trained | None] = {}
+        self._children: list[_Child] = []
+        context = multiprocessing.get_context("fork")
+        for i in range(workers):
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_serve, args=(theirs, participants, codec, threads), daemon=True,
+                                      name=f"fscope-trainer-{i}")
+            process.start()
+            theirs.close()
+            self._children.append(_Child(process, ours))
+
+    def prepare(self, receivers: Sequence[str], round_: int, tensors: Mapping[str, np.ndarray]) -> None:
+        """``tensors`` go to ``receivers`` for round ``round_``: their trainings start now, dealt in turn to the
+        trainer processes in the order the runner will let the participants handle them."""
+        if self.broken is not None:
+            return
+        try:
+            self._deal(receivers, round_, tensors)
+        except Exception as exc:  # noqa: BLE001 - runs inside the coordinator's handler: never its failure
+            log.warning("parallel_training_failed", round=round_, participants=len(receivers), error=repr(exc))
+
+    def _deal(self, receivers: Sequence[str], round_: int, tensors: Mapping[str, np.ndarray]) -> None:
+        self._drain()
+        self._results.clear()
+        order = [a for a in sorted(receivers) if self._eligible(a)]
+        if len(order) < 2:
+            return
+        from fstranslation.adapters import get_adapter
+
+        start = get_adapter("torch").from_wire(tensors)  # copies: what the trainings start from
+        payload = self.codec.encode_payload(MODEL_PARAMETERS, {"tensors": tensors})
+        try:
+            for i, child in enumerate(self._children):
+                share = order[i::len(self._children)]
+                if share:
+                    child.connection.send_bytes(json.dumps({"round": round_, "participants": share}).encode())
+                    child.connection.send_bytes(payload)
+                    child.waiting.update(share)
+        except OSError as exc:
+            self._break(f"sending round {round_}: {exc!r}")
+            return
+        for address in order:
+            self.participants[address].trainer.prepared = _Pending(self, address, round_, start)
+
+    def _eligible(self, address: str) -> bool:
+        worker = self.participants.get(address)
+        return worker is not None and not worker.finished and hasattr(worker.trainer, "prepared")
+
+    def take(self, address: str, round_: int) -> Trained | None:
+        """The training ``address`` was dealt for ``round_`` (waiting for it), or None: train in this process."""
+        key = (address, round_)
+        while key not in self._results and self.broken is None:
+            child = next((c for c in self._children if address in c.waiting), None)
+            if child is None:
+                break
+            self._receive(child)
+        trained = self._results.pop(key, None)
+        if trained is not None:
+            self.prepared += 1
+        return trained
+
+    def _receive(self, child: _Child) -> None:
+        try:
+            head = json.loads(child.connection.recv_bytes())
+            body = child.connection.recv_bytes() if "error" not in head else b""
+        except (EOFError, OSError) as exc:
+            self._break(f"{child.process.name} stopped (exit code {child.process.exitcode}): {exc!r}")
+            return
+        address, round_ = head["address"], head["round"]
+        child.waiting.discard(address)
+        if "error" in head:
+            log.warning("parallel_training_failed", participant=address, round=round_, error=head["error"])
+            self._results[(address, round_)] = None
+            return
+        params = self.codec.decode_payload(MODEL_PARAMETERS, body)["tensors"]
+        result = TrainResult(head["num_samples"], head["metrics"], head["samples_processed"])
+        self._results[(address, round_)] = Trained(params, result, head["rng"])
+
+    def _drain(self) -> None:
+        for child in self._children:
+            while child.waiting and self.broken is None:
+                self._receive(child)
+
+    def _break(self, why: str) -> None:
+        self.broken = why
+        log.error("trainer_process_lost", error=why, note="participants train in the runner's process from here")
+
+    def close(self) -> None:
+        for child in self._children:
+            with contextlib.suppress(OSError):  # a lost process is joined below all the same
+                child.connection.send_bytes(b'{"stop": true}')
+        for child in self._children:
+            child.process.join(timeout=10)
+            if child.process.is_alive():
+                child.process.terminate()
+                child.process.join()
+            child.connection.close()
+
+
+def _serve(connection: Connection, participants: Mapping[str, Any], codec: WireCodec, threads: int) -> None:
+    """A trainer process: trains the participants it is dealt and sends each one's model back, until told to stop."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        while True:
+            job = json.loads(connection.recv_bytes())
+            if job.get("stop"):
+                break
+            body = connection.recv_bytes()
+            try:
+                tensors = codec.decode_payload(MODEL_PARAMETERS, body)["tensors"]
+            except Exception as exc:  # noqa: BLE001 - every participant of the job is told, and trains in the runner
+                tensors, why = None, repr(exc)
+            for address in job["participants"]:
+                worker = participants.get(address)
+                if tensors is None or worker is None:
+                    _reply_failure(connection, address, job["round"], why if tensors is None else "not a participant")
+                    continue
+                _train_one(connection, worker, address, job["round"], tensors, codec)
+    except (EOFError, OSError, KeyboardInterrupt):
+        pass  # the runner is gone
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # never the runner's exit handlers or buffered files: they are the runner's
+
+
+def _train_one(connection: Connection, worker: Any, address: str, round_: int, tensors: Mapping[str, np.ndarray],
+               codec: WireCodec) -> None:
+    """The participant's own training (Participant.train_and_report's), replied as JSON and wire tensors."""
+    trainer = worker.trainer
+    try:
+        trainer.set_parameters(tensors)
+        trainer.start_round(round_)
+        result = trainer.train(worker.data.train)
+        body = codec.encode_payload(MODEL_PARAMETERS, {"tensors": trainer.get_parameters()})
+        head = {"address": address, "round": round_, "num_samples": result.num_samples,
+                "metrics": {k: float(v) for k, v in result.metrics.items()},
+                "samples_processed": result.samples_processed, "rng": trainer.rng.bit_generator.state}
+    except Exception as exc:  # noqa: BLE001 - reported to the runner, which trains this participant itself
+        _reply_failure(connection, address, round_, repr(exc))
+        return
+    connection.send_bytes(json.dumps(head).encode())
+    connection.send_bytes(body)
+
+
+def _reply_failure(connection: Connection, address: str, round_: int, why: str) -> None:
+    connection.send_bytes(json.dumps({"address": address, "round": round_, "error": why}).encode())
