@@ -77,10 +77,10 @@ def test_a_failing_training_in_a_trainer_process_is_done_in_the_runner_instead(m
         def set_parameters(self, params):
             raise RuntimeError("out of memory")
 
-    def failing(connection, worker, address, round_, tensors, codec):  # runs in the forked processes only
+    def failing(connection, worker, address, round_, tensors):  # runs in the forked processes only
         if address == "participant-00001":
             worker = SimpleNamespace(trainer=Exploding(), data=worker.data)
-        real(connection, worker, address, round_, tensors, codec)
+        real(connection, worker, address, round_, tensors)
 
     monkeypatch.setattr(workers, "_train_one", failing)
     alone = _run(SMALL)

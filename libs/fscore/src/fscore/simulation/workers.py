@@ -2,8 +2,8 @@
 
 When the coordinator sends one model to several participants, the runner hands their local training to N
 forked trainer processes, each holding the same participants (forked after the course is built, so nothing is
-rebuilt or re-imported). Models go both ways as wire tensors (the ``model_parameters`` payload's Avro encoding,
-the same bytes the log carries), the rest as JSON: nothing is pickled.
+rebuilt or re-imported). Models go both ways as wire tensors: each tensor's little-endian C-order bytes, as a
+``Tensor`` record's ``data`` carries them, with names, dtypes and shapes in a JSON head; nothing is pickled.
 
 Each participant's training is the exact path, run elsewhere: its trainer loads the model it was sent, draws its
 batches from its own round stream and trains with the same thread count, so the model it reports is bit for bit
@@ -20,7 +20,9 @@ A failure in a trainer process is logged and the participant trains in the runne
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import math
 import multiprocessing
 import os
 import sys
@@ -32,9 +34,8 @@ from typing import Any
 import numpy as np
 import structlog
 
-from fscore.message import MODEL_PARAMETERS
 from fscore.trainers.base import TrainResult
-from fstranslation import WireCodec
+from fstranslation.tensors import wire_array
 
 log = structlog.get_logger("fscore.workers")
 
@@ -66,9 +67,34 @@ class Trained:
 
     def apply(self, trainer: Any) -> None:
         trainer.set_parameters(self.params)
-        rng = np.random.default_rng()
-        rng.bit_generator.state = self.rng_state
-        trainer.rng = rng
+        trainer.defer_rng(functools.partial(_generator, self.rng_state))
+        trainer._reply = self.params  # read-only arrays: the update the participant sends, as trained
+
+
+def _generator(state: dict[str, Any]) -> np.random.Generator:
+    bits = getattr(np.random, state["bit_generator"])()
+    bits.state = state
+    return np.random.Generator(bits)
+
+
+def _pack(tensors: Mapping[str, np.ndarray]) -> tuple[list[list[Any]], bytes]:
+    """Wire tensors as (names, dtypes and shapes for the JSON head; their bytes, one after another)."""
+    arrays = {name: wire_array(name, value)[0] for name, value in tensors.items()}
+    return ([[name, a.dtype.str, list(a.shape)] for name, a in arrays.items()],
+            b"".join(memoryview(a).cast("B") for a in arrays.values() if a.nbytes))
+
+
+def _unpack(specs: list[list[Any]], body: bytes) -> dict[str, np.ndarray]:
+    """Read-only numpy views over ``body`` for what :func:`_pack` packed."""
+    out, offset = {}, 0
+    for name, dtype, shape in specs:
+        kind = np.dtype(dtype)
+        count = math.prod(shape)
+        out[name] = np.frombuffer(body, kind, count, offset).reshape(shape)
+        offset += count * kind.itemsize
+    if offset != len(body):
+        raise ValueError(f"{len(body) - offset} bytes left over after the tensors")
+    return out
 
 
 @dataclass
@@ -97,9 +123,8 @@ class TrainingPool:
 
     counted_as = "parallel_trainings"  # the summary's key
 
-    def __init__(self, participants: Mapping[str, Any], codec: WireCodec, workers: int, threads: int) -> None:
+    def __init__(self, participants: Mapping[str, Any], workers: int, threads: int) -> None:
         self.participants = participants  # address -> Participant
-        self.codec = codec
         self.prepared = 0  # participant-rounds trained in another process, for the summary
         self.broken: str | None = None
         self._results: dict[tuple[str, int], Trained | None] = {}
@@ -107,7 +132,7 @@ class TrainingPool:
         context = multiprocessing.get_context("fork")
         for i in range(workers):
             ours, theirs = context.Pipe()
-            process = context.Process(target=_serve, args=(theirs, participants, codec, threads), daemon=True,
+            process = context.Process(target=_serve, args=(theirs, participants, threads), daemon=True,
                                       name=f"fscope-trainer-{i}")
             process.start()
             theirs.close()
@@ -132,12 +157,13 @@ class TrainingPool:
         from fstranslation.adapters import get_adapter
 
         start = get_adapter("torch").from_wire(tensors)  # copies: what the trainings start from
-        payload = self.codec.encode_payload(MODEL_PARAMETERS, {"tensors": tensors})
+        specs, payload = _pack(tensors)
         try:
             for i, child in enumerate(self._children):
                 share = order[i::len(self._children)]
                 if share:
-                    child.connection.send_bytes(json.dumps({"round": round_, "participants": share}).encode())
+                    child.connection.send_bytes(json.dumps({"round": round_, "participants": share,
+                                                                 "tensors": specs}).encode())
                     child.connection.send_bytes(payload)
                     child.waiting.update(share)
         except OSError as exc:
@@ -176,7 +202,12 @@ class TrainingPool:
             log.warning("parallel_training_failed", participant=address, round=round_, error=head["error"])
             self._results[(address, round_)] = None
             return
-        params = self.codec.decode_payload(MODEL_PARAMETERS, body)["tensors"]
+        try:
+            params = _unpack(head["tensors"], body)
+        except (ValueError, TypeError) as exc:
+            log.warning("parallel_training_failed", participant=address, round=round_, error=repr(exc))
+            self._results[(address, round_)] = None
+            return
         result = TrainResult(head["num_samples"], head["metrics"], head["samples_processed"])
         self._results[(address, round_)] = Trained(params, result, head["rng"])
 
@@ -201,7 +232,7 @@ class TrainingPool:
             child.connection.close()
 
 
-def _serve(connection: Connection, participants: Mapping[str, Any], codec: WireCodec, threads: int) -> None:
+def _serve(connection: Connection, participants: Mapping[str, Any], threads: int) -> None:
     """A trainer process: trains the participants it is dealt and sends each one's model back, until told to stop."""
     import torch
 
@@ -213,7 +244,7 @@ def _serve(connection: Connection, participants: Mapping[str, Any], codec: WireC
                 break
             body = connection.recv_bytes()
             try:
-                tensors = codec.decode_payload(MODEL_PARAMETERS, body)["tensors"]
+                tensors = _unpack(job["tensors"], body)
             except Exception as exc:  # noqa: BLE001 - every participant of the job is told, and trains in the runner
                 tensors, why = None, repr(exc)
             for address in job["participants"]:
@@ -221,7 +252,7 @@ def _serve(connection: Connection, participants: Mapping[str, Any], codec: WireC
                 if tensors is None or worker is None:
                     _reply_failure(connection, address, job["round"], why if tensors is None else "not a participant")
                     continue
-                _train_one(connection, worker, address, job["round"], tensors, codec)
+                _train_one(connection, worker, address, job["round"], tensors)
     except (EOFError, OSError, KeyboardInterrupt):
         pass  # the runner is gone
     finally:
@@ -230,16 +261,16 @@ def _serve(connection: Connection, participants: Mapping[str, Any], codec: WireC
         os._exit(0)  # never the runner's exit handlers or buffered files: they are the runner's
 
 
-def _train_one(connection: Connection, worker: Any, address: str, round_: int, tensors: Mapping[str, np.ndarray],
-               codec: WireCodec) -> None:
+def _train_one(connection: Connection, worker: Any, address: str, round_: int,
+               tensors: Mapping[str, np.ndarray]) -> None:
     """The participant's own training (Participant.train_and_report's), replied as JSON and wire tensors."""
     trainer = worker.trainer
     try:
         trainer.set_parameters(tensors)
         trainer.start_round(round_)
         result = trainer.train(worker.data.train)
-        body = codec.encode_payload(MODEL_PARAMETERS, {"tensors": trainer.get_parameters()})
-        head = {"address": address, "round": round_, "num_samples": result.num_samples,
+        specs, body = _pack(trainer.get_parameters())
+        head = {"address": address, "round": round_, "tensors": specs, "num_samples": result.num_samples,
                 "metrics": {k: float(v) for k, v in result.metrics.items()},
                 "samples_processed": result.samples_processed, "rng": trainer.rng.bit_generator.state}
     except Exception as exc:  # noqa: BLE001 - reported to the runner, which trains this participant itself

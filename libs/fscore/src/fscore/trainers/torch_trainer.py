@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -30,7 +31,11 @@ class TorchTrainer(Trainer):
         self.adapter = adapter or _adapter  # a participant's own encode/decode for a custom model
         self.cfg = cfg
         self.seed = tuple(seed)
-        self.rng = np.random.default_rng(self.seed)
+        self._rng: np.random.Generator | None = np.random.default_rng(self.seed)
+        self._rng_factory: Callable[[], np.random.Generator] | None = None
+        #: the wire model a training done elsewhere left (simulation.workers): what get_parameters returns until the
+        #: model is loaded or trained again
+        self._reply: Mapping[str, np.ndarray] | None = None
         self.loss_fn = nn.CrossEntropyLoss()
         #: where the proximal term pulls (wire form): the model training starts from when None (FedProx),
         #: another model when set (Ditto's personal model is pulled towards the global one)
@@ -47,8 +52,23 @@ class TorchTrainer(Trainer):
         #: whether other participants' trainers train the same module (fscore.course: models_shareable)
         self.shared_module = False
 
+    @property
+    def rng(self) -> np.random.Generator:
+        """This round's training stream; made on first use (a training done elsewhere brings its own)."""
+        if self._rng is None:
+            assert self._rng_factory is not None
+            self._rng, self._rng_factory = self._rng_factory(), None
+        return self._rng
+
+    @rng.setter
+    def rng(self, value: np.random.Generator) -> None:
+        self._rng, self._rng_factory = value, None
+
+    def defer_rng(self, factory: Callable[[], np.random.Generator]) -> None:
+        self._rng, self._rng_factory = None, factory
+
     def start_round(self, round_: int) -> None:
-        self.rng = np.random.default_rng([*self.seed, round_])
+        self.defer_rng(functools.partial(np.random.default_rng, [*self.seed, round_]))
         self.round = round_
 
     def snapshot_state(self) -> dict[str, Any]:
@@ -59,16 +79,20 @@ class TorchTrainer(Trainer):
 
     def restore_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict({k: torch.from_numpy(v) for k, v in state["weights"].items()}, strict=True)
+        self._reply = None
         self.rng, self.round = state["rng"], state["round"]
         self.anchor, self.sample_weights = state["anchor"], state["sample_weights"]
 
     def get_parameters(self) -> dict[str, np.ndarray]:
+        if self._reply is not None:
+            return dict(self._reply)
         params = self.adapter.to_wire(self.model.state_dict())
         if self.shared_module:  # views of a module the next participant trains: a copy keeps this one's model
             return {k: np.array(v, copy=True) for k, v in params.items()}
         return params
 
     def set_parameters(self, params: Mapping[str, np.ndarray]) -> None:
+        self._reply = None
         views = self._views()
         if views is not None and params.keys() == views.keys() and all(
                 views[k].shape == v.shape and views[k].dtype == v.dtype for k, v in params.items()):
@@ -104,6 +128,7 @@ class TorchTrainer(Trainer):
                                weight_decay=cfg.weight_decay)
 
     def train(self, data: Dataset) -> TrainResult:
+        self._reply = None
         prepared, self.prepared = self.prepared, None
         if prepared is not None and prepared.round == self.round and self._holds(prepared.start):
             done = prepared.done()  # None: it could not be trained ahead, so it is trained here
