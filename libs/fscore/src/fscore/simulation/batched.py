@@ -81,6 +81,7 @@ class CohortTraining:
     def __init__(self, participants: Mapping[str, Any]) -> None:
         self.participants = participants  # address -> Participant
         self.prepared = 0  # participant-rounds trained in batch, for the summary
+        self._data: tuple[tuple[str, ...], torch.Tensor, torch.Tensor] | None = None
 
     def prepare(self, receivers: Sequence[str], round_: int, tensors: Mapping[str, np.ndarray]) -> None:
         """``tensors`` go to ``receivers`` for round ``round_``: train them all now, grouped by module and config."""
@@ -114,8 +115,7 @@ class CohortTraining:
         width = max((len(b) for d in dealt for b in d), default=1)
         sizes = [len(w.data.train) for w in group]
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        x_all = torch.from_numpy(np.concatenate([w.data.train.x for w in group]))
-        y_all = torch.from_numpy(np.concatenate([w.data.train.y for w in group]))
+        x_all, y_all = self._cohort_data(group)
         pad = np.minimum(offsets, max(len(y_all) - 1, 0))  # a padded slot holds the participant's own first example
         index = np.ascontiguousarray(np.broadcast_to(pad[None, :, None], (steps, k, width)))
         mask = np.zeros((steps, k, width), np.float32)
@@ -159,6 +159,16 @@ class CohortTraining:
             worker.trainer.prepared = Prepared(round_, start, {n: params[n][j].clone() for n in names}, result,
                                                streams[j])
         self.prepared += k
+
+
+    def _cohort_data(self, group: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cohort's examples end to end; kept while the same cohort comes back (every round, at full
+        participation), since participants' data does not change during a course."""
+        key = tuple(w.address for w in group)
+        if self._data is None or self._data[0] != key:
+            self._data = (key, torch.from_numpy(np.concatenate([w.data.train.x for w in group])),
+                          torch.from_numpy(np.concatenate([w.data.train.y for w in group])))
+        return self._data[1], self._data[2]
 
 
 Gradients = Callable[[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor],
