@@ -59,6 +59,27 @@ def _same_metrics(a, b) -> bool:
 def test_every_sampled_participant_trains_in_a_trainer_process_in_a_sync_course():
     result = _run([*SMALL, "simulation.workers=2"])
     assert result.summary["parallel_trainings"] == 6 * 3
+    # nothing is kept per participant once it has replied: no trained model, no result waiting
+    assert all(p.trainer._reply is None and p.trainer.prepared is None for p in result.participants)
+
+
+def test_a_result_is_taken_only_for_the_model_it_was_dealt(monkeypatch):
+    """A participant handed a pending training of an earlier dealing trains itself: a result answers one model."""
+    from fscore.simulation import workers
+
+    taken = []
+    real = workers.TrainingPool.take
+
+    def stale(self, address, dealing):
+        taken.append(real(self, address, dealing - 1))  # as if the participant held an older dealing's pending
+        return taken[-1]
+
+    monkeypatch.setattr(workers.TrainingPool, "take", stale)
+    alone = _run(SMALL)
+    result = _run([*SMALL, "simulation.workers=2"])
+    assert taken and all(t is None for t in taken)
+    assert result.summary["parallel_trainings"] == 0
+    assert result.summary["model_sha256"] == alone.summary["model_sha256"]
 
 
 def test_a_parallel_course_replays_with_verify(tmp_path):
@@ -114,6 +135,7 @@ def test_a_lost_trainer_process_loses_nothing(monkeypatch):
     ("personalization.name=ditto", "personalization.name"),
     ("attack={kind: sign_flip, participants: [1]}", "attack"),
     ("trainer.backend=tensorflow", "tensorflow"),
+    ("simulation.threads=2", "simulation.threads"),
 ])
 def test_what_another_process_cannot_train_is_refused_in_one_line_naming_the_key(override, named):
     with pytest.raises(ConfigError, match=r"simulation\.workers") as info:

@@ -114,7 +114,8 @@ class Participant(BaseWorker):
                                   "model: " + "; ".join(problems))
         check_finite(f"{msg.type} of round {msg.round} (id {msg.id})", tensors)
         # only read-only tensors are remembered: a plug-in's writable replacement could still be altered
-        if msg.verdicts is not None and all(not t.flags.writeable for t in tensors.values()):
+        if msg.verdicts is not None and all(isinstance(t, np.ndarray) and not t.flags.writeable
+                                             for t in tensors.values()):
             msg.verdicts.add(key, tensors)
         return tensors
 

@@ -202,8 +202,8 @@ class SimulationConfig(_Strict):
         "path's to float rounding, not bit for bit"))
     workers: int = Field(1, ge=1, description=(
         "standalone: local training of a cohort sent one model runs in this many forked trainer processes (1 = in "
-        "the runner's process); models are bit for bit the same whatever the number, with every training on "
-        "simulation.threads intra-op threads (1 if 0)"))
+        "the runner's process); every training then runs on one intra-op thread, and models are bit for bit those "
+        "of workers: 1 with simulation.threads: 1, whatever the number"))
     threads: int = Field(0, ge=0, description=(
         "torch's intra-op threads in a standalone run (0 = torch's default); the thread count changes a model's "
         "last bits, so runs compared bit for bit (tuning trials, --jobs) fix it"))

@@ -195,7 +195,7 @@ def _run(config: CourseConfig, *, output_dir: Path | None, progress: bool | None
 
         # forked now, when every participant is built (and restored): the trainer processes hold the same ones
         pool = tracking.cohort = TrainingPool({address: p for address, (p, _) in participants.items()},
-                                              config.simulation.workers, config.simulation.threads or 1)
+                                              config.simulation.workers, 1)
     try:
         _drive(coordinator, coord_comm, participants, addressed, network, config, progress,
                restored=restore is not None, at_rest=at_rest)

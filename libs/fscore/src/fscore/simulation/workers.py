@@ -24,8 +24,10 @@ import functools
 import json
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import sys
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -35,6 +37,7 @@ import numpy as np
 import structlog
 
 from fscore.trainers.base import TrainResult
+from fstranslation.layout import layout_differences, layout_of
 from fstranslation.tensors import wire_array
 
 log = structlog.get_logger("fscore.workers")
@@ -44,6 +47,9 @@ def refusal(config: Any, builder: Any) -> str | None:
     """Why ``simulation.workers`` cannot run this course (one line naming the key), or None."""
     if "fork" not in multiprocessing.get_all_start_methods():
         return "simulation.workers: trainer processes are forked, and this platform cannot fork"
+    if config.simulation.threads > 1:
+        return ("simulation.workers: trainer processes train on one thread each (torch's OpenMP pool does not "
+                f"survive a fork), so simulation.threads must be 0 or 1, not {config.simulation.threads}")
     if config.simulation.batched:
         return "simulation.workers: not with simulation.batched (a batched cohort already trains as one computation)"
     if builder.unshareable_because is not None:
@@ -100,15 +106,16 @@ def _unpack(specs: list[list[Any]], body: bytes) -> dict[str, np.ndarray]:
 @dataclass
 class _Pending:
     """What a participant's trainer holds until it trains: the round and model the training in another process
-    started from (:meth:`TorchTrainer.train` checks both), and how to wait for it."""
+    started from (:meth:`TorchTrainer.train` checks both), and which dealing of the pool it waits for."""
 
     pool: TrainingPool
     address: str
     round: int
     start: Mapping[str, Any]
+    dealing: int
 
     def done(self) -> Trained | None:
-        return self.pool.take(self.address, self.round)
+        return self.pool.take(self.address, self.dealing)
 
 
 @dataclass
@@ -127,16 +134,23 @@ class TrainingPool:
         self.participants = participants  # address -> Participant
         self.prepared = 0  # participant-rounds trained in another process, for the summary
         self.broken: str | None = None
-        self._results: dict[tuple[str, int], Trained | None] = {}
+        self._dealing = 0  # which model the results answer: a result is only ever taken for its own dealing
+        self._results: dict[str, Trained | None] = {}
+        self._pending: list[Any] = []  # trainers holding a _Pending of the current dealing
         self._children: list[_Child] = []
         context = multiprocessing.get_context("fork")
-        for i in range(workers):
-            ours, theirs = context.Pipe()
-            process = context.Process(target=_serve, args=(theirs, participants, threads), daemon=True,
-                                      name=f"fscope-trainer-{i}")
-            process.start()
-            theirs.close()
-            self._children.append(_Child(process, ours))
+        try:
+            for i in range(workers):
+                ours, theirs = context.Pipe()
+                others = [c.connection for c in self._children] + [ours]  # ends the child must not hold
+                process = context.Process(target=_serve, args=(theirs, others, participants, threads), daemon=True,
+                                          name=f"fscope-trainer-{i}")
+                process.start()
+                theirs.close()
+                self._children.append(_Child(process, ours))
+        except BaseException:
+            self.close()
+            raise
 
     def prepare(self, receivers: Sequence[str], round_: int, tensors: Mapping[str, np.ndarray]) -> None:
         """``tensors`` go to ``receivers`` for round ``round_``: their trainings start now, dealt in turn to the
@@ -146,70 +160,81 @@ class TrainingPool:
         try:
             self._deal(receivers, round_, tensors)
         except Exception as exc:  # noqa: BLE001 - runs inside the coordinator's handler: never its failure
-            log.warning("parallel_training_failed", round=round_, participants=len(receivers), error=repr(exc))
+            self._break(f"dealing round {round_}: {exc!r}")
 
     def _deal(self, receivers: Sequence[str], round_: int, tensors: Mapping[str, np.ndarray]) -> None:
         self._drain()
         self._results.clear()
+        for trainer in self._pending:  # a result nobody took answers an older model: never taken now
+            if isinstance(trainer.prepared, _Pending):
+                trainer.prepared = None
+        self._pending = []
+        self._dealing += 1
         order = [a for a in sorted(receivers) if self._eligible(a)]
-        if len(order) < 2:
+        if len(order) < 2 or not self._fits(order[0], tensors):
             return
         from fstranslation.adapters import get_adapter
 
         start = get_adapter("torch").from_wire(tensors)  # copies: what the trainings start from
         specs, payload = _pack(tensors)
-        try:
-            for i, child in enumerate(self._children):
-                share = order[i::len(self._children)]
-                if share:
-                    child.connection.send_bytes(json.dumps({"round": round_, "participants": share,
-                                                                 "tensors": specs}).encode())
-                    child.connection.send_bytes(payload)
-                    child.waiting.update(share)
-        except OSError as exc:
-            self._break(f"sending round {round_}: {exc!r}")
-            return
+        for i, child in enumerate(self._children):
+            share = order[i::len(self._children)]
+            if share:
+                child.connection.send_bytes(json.dumps({"dealing": self._dealing, "round": round_,
+                                                        "participants": share, "tensors": specs}).encode())
+                child.connection.send_bytes(payload)
+                child.waiting.update(share)
         for address in order:
-            self.participants[address].trainer.prepared = _Pending(self, address, round_, start)
+            trainer = self.participants[address].trainer
+            trainer.prepared = _Pending(self, address, round_, start, self._dealing)
+            self._pending.append(trainer)
 
     def _eligible(self, address: str) -> bool:
         worker = self.participants.get(address)
         return worker is not None and not worker.finished and hasattr(worker.trainer, "prepared")
 
-    def take(self, address: str, round_: int) -> Trained | None:
-        """The training ``address`` was dealt for ``round_`` (waiting for it), or None: train in this process."""
-        key = (address, round_)
-        while key not in self._results and self.broken is None:
+    def _fits(self, address: str, tensors: Mapping[str, np.ndarray]) -> bool:
+        """Whether the model fits the participants (layout, finite values): one that does not is refused by each
+        participant when it handles it, and never reaches torch in a trainer process either."""
+        layout = self.participants[address].layout
+        return not layout_differences(layout_of(tensors), layout) and all(
+            bool(np.isfinite(t).all()) for t in tensors.values() if np.issubdtype(t.dtype, np.floating))
+
+    def take(self, address: str, dealing: int) -> Trained | None:
+        """The training ``address`` was dealt in ``dealing`` (waiting for it), or None: train in this process."""
+        if dealing != self._dealing:
+            return None
+        while address not in self._results and self.broken is None:
             child = next((c for c in self._children if address in c.waiting), None)
             if child is None:
                 break
             self._receive(child)
-        trained = self._results.pop(key, None)
+        trained = self._results.pop(address, None)
         if trained is not None:
             self.prepared += 1
         return trained
 
     def _receive(self, child: _Child) -> None:
+        """One reply from ``child``; a child that stopped, or a reply that cannot be read, breaks the pool."""
         try:
+            # waits on the process too: a child that dies is noticed, whoever else holds its pipe
+            ready = multiprocessing.connection.wait([child.connection, child.process.sentinel])
+            if child.connection not in ready and not child.connection.poll():
+                raise EOFError("the process ended")
             head = json.loads(child.connection.recv_bytes())
             body = child.connection.recv_bytes() if "error" not in head else b""
-        except (EOFError, OSError) as exc:
-            self._break(f"{child.process.name} stopped (exit code {child.process.exitcode}): {exc!r}")
+            address = head["address"]
+            trained = None if "error" in head else Trained(
+                _unpack(head["tensors"], body),
+                TrainResult(head["num_samples"], head["metrics"], head["samples_processed"]), head["rng"])
+        except Exception as exc:  # noqa: BLE001 - EOF, a broken pipe or a garbled reply: nothing more is trusted
+            child.process.join(timeout=1)
+            self._break(f"{child.process.name} (exit code {child.process.exitcode}): {exc!r}")
             return
-        address, round_ = head["address"], head["round"]
         child.waiting.discard(address)
-        if "error" in head:
-            log.warning("parallel_training_failed", participant=address, round=round_, error=head["error"])
-            self._results[(address, round_)] = None
-            return
-        try:
-            params = _unpack(head["tensors"], body)
-        except (ValueError, TypeError) as exc:
-            log.warning("parallel_training_failed", participant=address, round=round_, error=repr(exc))
-            self._results[(address, round_)] = None
-            return
-        result = TrainResult(head["num_samples"], head["metrics"], head["samples_processed"])
-        self._results[(address, round_)] = Trained(params, result, head["rng"])
+        if trained is None:
+            log.warning("parallel_training_failed", participant=address, round=head.get("round"), error=head["error"])
+        self._results[address] = trained
 
     def _drain(self) -> None:
         for child in self._children:
@@ -218,25 +243,32 @@ class TrainingPool:
 
     def _break(self, why: str) -> None:
         self.broken = why
+        self._results.clear()
         log.error("trainer_process_lost", error=why, note="participants train in the runner's process from here")
 
     def close(self) -> None:
+        """Stop the trainer processes: told to stop, their pipes closed (a child busy with a result nobody takes
+        gets a broken pipe and leaves), then joined, or terminated if they do not leave."""
         for child in self._children:
-            with contextlib.suppress(OSError):  # a lost process is joined below all the same
+            with contextlib.suppress(OSError):
                 child.connection.send_bytes(b'{"stop": true}')
+            child.connection.close()
         for child in self._children:
-            child.process.join(timeout=10)
+            child.process.join(timeout=5)
             if child.process.is_alive():
                 child.process.terminate()
                 child.process.join()
-            child.connection.close()
 
 
-def _serve(connection: Connection, participants: Mapping[str, Any], threads: int) -> None:
+def _serve(connection: Connection, others: Sequence[Connection], participants: Mapping[str, Any],
+           threads: int) -> None:
     """A trainer process: trains the participants it is dealt and sends each one's model back, until told to stop."""
     import torch
 
+    for other in others:  # the runner's ends: held here, they would keep a pipe open after the runner is gone
+        other.close()
     torch.set_num_threads(threads)
+    code = 0
     try:
         while True:
             job = json.loads(connection.recv_bytes())
@@ -255,10 +287,13 @@ def _serve(connection: Connection, participants: Mapping[str, Any], threads: int
                 _train_one(connection, worker, address, job["round"], tensors)
     except (EOFError, OSError, KeyboardInterrupt):
         pass  # the runner is gone
+    except BaseException:  # noqa: BLE001 - said on stderr; the runner sees the exit code and trains itself
+        traceback.print_exc()
+        code = 1
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)  # never the runner's exit handlers or buffered files: they are the runner's
+        os._exit(code)  # never the runner's exit handlers or buffered files: they are the runner's
 
 
 def _train_one(connection: Connection, worker: Any, address: str, round_: int,

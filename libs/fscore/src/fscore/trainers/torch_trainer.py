@@ -84,8 +84,9 @@ class TorchTrainer(Trainer):
         self.anchor, self.sample_weights = state["anchor"], state["sample_weights"]
 
     def get_parameters(self) -> dict[str, np.ndarray]:
-        if self._reply is not None:
-            return dict(self._reply)
+        reply, self._reply = self._reply, None
+        if reply is not None:  # handed out once: the trainer does not keep a model per idle participant
+            return dict(reply)
         params = self.adapter.to_wire(self.model.state_dict())
         if self.shared_module:  # views of a module the next participant trains: a copy keeps this one's model
             return {k: np.array(v, copy=True) for k, v in params.items()}
