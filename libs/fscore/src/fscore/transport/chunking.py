@@ -1,17 +1,22 @@
 """Records larger than the broker's message limit travel as chunks and are reassembled intact.
 
 Every chunk of a record carries the same key (so all land in one partition, in order) and a
-header ``fscope.chunk`` = ``<group id>:<index>:<count>:<sha256 of the whole value>``. The
-reassembler returns the whole record once its last chunk arrives, after checking the sha256, and
-reports the offset of the earliest chunk still incomplete, so commits never pass a partial record.
+header ``fscope.chunk`` = ``<group id>:<index>:<count>:<sha256 of the whole value>``; the digest is
+checked against the last chunk's header, so only the last chunk needs it and the others leave it
+empty. Both sides hash chunk by chunk (the writer as it produces, the reader as chunks arrive), so
+hashing a 100 MB model overlaps with the client's network threads instead of adding a pass before
+and after them. The reassembler returns the whole record once its last chunk arrives, after checking
+the sha256, and reports the offset of the earliest chunk still incomplete, so commits never pass a
+partial record.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from fscore.transport.base import Record
 
@@ -19,23 +24,28 @@ CHUNK_HEADER = "fscope.chunk"
 
 
 def split(value: bytes, headers: Sequence[tuple[str, bytes]], max_bytes: int
-          ) -> list[tuple[bytes | memoryview, tuple[tuple[str, bytes], ...]]]:
-    """The records to produce for ``value``: itself, or its chunks with their headers."""
+          ) -> Iterator[tuple[bytes | memoryview, tuple[tuple[str, bytes], ...]]]:
+    """The records to produce for ``value``, in order: itself, or its chunks with their headers. Lazily: each
+    chunk is hashed as it is asked for, and the last one carries the digest of them all."""
     if len(value) <= max_bytes:
-        return [(value, tuple(headers))]
-    digest = hashlib.sha256(value).hexdigest()
+        yield value, tuple(headers)
+        return
+    hasher = hashlib.sha256()
     group = uuid.uuid4().hex
     view = memoryview(value)
     count = -(-len(value) // max_bytes)
-    return [(view[i * max_bytes:(i + 1) * max_bytes],
-             (*headers, (CHUNK_HEADER, f"{group}:{i}:{count}:{digest}".encode())))
-            for i in range(count)]
+    for i in range(count):
+        chunk = view[i * max_bytes:(i + 1) * max_bytes]
+        hasher.update(chunk)
+        digest = hasher.hexdigest() if i + 1 == count else ""
+        yield chunk, (*headers, (CHUNK_HEADER, f"{group}:{i}:{count}:{digest}".encode()))
 
 
 @dataclass
 class _Pending:
     first_offset: int
     parts: list[bytes] = field(default_factory=list)
+    hasher: Any = field(default_factory=hashlib.sha256)
 
 
 class ChunkError(Exception):
@@ -69,14 +79,15 @@ class Reassembler:
             del self._pending[slot]
             raise ChunkError(f"chunk {index}/{count} of {group} arrived after {len(pending.parts)} chunks", record)
         pending.parts.append(record.value)
+        pending.hasher.update(record.value)
         if index + 1 < count:
             return None
         del self._pending[slot]
-        value = b"".join(pending.parts)
-        if hashlib.sha256(value).hexdigest() != digest:
+        if pending.hasher.hexdigest() != digest:
             raise ChunkError(f"reassembled record {group} fails its sha256 check", record)
         headers = tuple(h for h in record.headers if h[0] != CHUNK_HEADER)
-        return Record(record.topic, record.partition, record.offset, record.key, value, headers, record.timestamp)
+        return Record(record.topic, record.partition, record.offset, record.key, b"".join(pending.parts), headers,
+                      record.timestamp)
 
     def safe_commit_offset(self, topic: str, partition: int, offset: int) -> int:
         """The offset it is safe to commit after handling a record at ``offset - 1``."""
