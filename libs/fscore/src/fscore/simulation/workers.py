@@ -170,6 +170,8 @@ class TrainingPool:
                 trainer.prepared = None
         self._pending = []
         self._dealing += 1
+        if self.broken is not None:  # a reply that could not be read: children may still owe others, so no more jobs
+            return
         order = [a for a in sorted(receivers) if self._eligible(a)]
         if len(order) < 2 or not self._fits(order[0], tensors):
             return
