@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import structlog
 
+from fscore.content import check_finite
+from fscore.errors import RejectedMessage
 from fscore.trainers.base import TrainResult
 from fstranslation.layout import layout_differences, layout_of
 from fstranslation.tensors import wire_array
@@ -72,9 +74,7 @@ class Trained:
     rng_state: dict[str, Any]
 
     def apply(self, trainer: Any) -> None:
-        trainer.set_parameters(self.params)
-        trainer.defer_rng(functools.partial(_generator, self.rng_state))
-        trainer._reply = self.params  # read-only arrays: the update the participant sends, as trained
+        trainer.adopt(self.params, functools.partial(_generator, self.rng_state))
 
 
 def _generator(state: dict[str, Any]) -> np.random.Generator:
@@ -198,9 +198,13 @@ class TrainingPool:
     def _fits(self, address: str, tensors: Mapping[str, np.ndarray]) -> bool:
         """Whether the model fits the participants (layout, finite values): one that does not is refused by each
         participant when it handles it, and never reaches torch in a trainer process either."""
-        layout = self.participants[address].layout
-        return not layout_differences(layout_of(tensors), layout) and all(
-            bool(np.isfinite(t).all()) for t in tensors.values() if np.issubdtype(t.dtype, np.floating))
+        if layout_differences(layout_of(tensors), self.participants[address].layout):
+            return False
+        try:
+            check_finite("the model", tensors)
+        except RejectedMessage:
+            return False
+        return True
 
     def take(self, address: str, dealing: int) -> Trained | None:
         """The training ``address`` was dealt in ``dealing`` (waiting for it), or None: train in this process."""

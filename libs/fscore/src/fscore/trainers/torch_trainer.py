@@ -83,6 +83,13 @@ class TorchTrainer(Trainer):
         self.rng, self.round = state["rng"], state["round"]
         self.anchor, self.sample_weights = state["anchor"], state["sample_weights"]
 
+    def adopt(self, params: Mapping[str, np.ndarray], rng: Callable[[], np.random.Generator]) -> None:
+        """Take a training done elsewhere (simulation.workers): its trained wire model, which the next
+        :meth:`get_parameters` hands out as it is (read-only arrays, not copied again), and its round stream."""
+        self.set_parameters(params)
+        self.defer_rng(rng)
+        self._reply = params
+
     def get_parameters(self) -> dict[str, np.ndarray]:
         reply, self._reply = self._reply, None
         if reply is not None:  # handed out once: the trainer does not keep a model per idle participant
