@@ -10,7 +10,11 @@ Writes OUT_DIR/workload.npz and OUT_DIR/workload.json:
   * ``heldout_x``, ``heldout_y``: the coordinator's held-out set, on which every side reports accuracy;
   * ``init.<name>``: the initial global model in fscope's agreed (torch) layout and names;
   * workload.json: participants, sample size, rounds, model, optimizer, lr, momentum, weight decay,
-    local epochs, batch size, seed, and the tensor names in order.
+    local epochs, batch size, seed, the tensor names in order, and ``cohorts``: which participants train in
+    each round (indices, sorted), drawn as fscope's coordinator draws them (its uniform sampler on its own
+    sampling stream, every participant idle at the start of a synchronous round). Every harness trains those
+    cohorts, so the sides train the same participants in the same rounds; bench/peers/run.py checks that
+    fscope's ``metrics.jsonl`` aggregated exactly them.
 
 Nothing here runs a course; the harnesses read these two files.
 """
@@ -24,12 +28,25 @@ from pathlib import Path
 import numpy as np
 
 from fscore.config import load_config
-from fscore.course import CourseBuilder
+from fscore.course import CourseBuilder, participant_address
+from fscore.samplers import UniformSampler
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
     """Features flattened to (n, prod(shape)) float32; an empty split (a participant of one example) too."""
     return x.reshape(len(x), int(np.prod(x.shape[1:]))).astype(np.float32)
+
+
+def cohorts(builder: CourseBuilder) -> list[list[int]]:
+    """Each round's participants, as the coordinator of a synchronous course with the uniform sampler draws
+    them: from all participants, in address order, on its sampling stream, one draw a round."""
+    config = builder.config
+    if config.strategy.setting("sampler") != "uniform" or config.strategy.name != "sync_vanilla":
+        raise SystemExit("export.py: the peer workloads are synchronous courses with the uniform sampler")
+    addresses = [participant_address(i) for i in range(config.participants)]
+    index = {a: i for i, a in enumerate(addresses)}
+    k, rng, sampler = config.sample_size or config.participants, builder.sampler_rng(), UniformSampler()
+    return [[index[a] for a in sampler.sample(addresses, k, rng)] for _ in range(config.rounds)]
 
 
 def export(config_path: Path, out: Path, overrides: list[str]) -> dict:
@@ -55,6 +72,7 @@ def export(config_path: Path, out: Path, overrides: list[str]) -> dict:
                     "local_epochs": t.local_epochs, "batch_size": t.batch_size},
         "evaluation": {"every": config.evaluation.every, "participants": config.evaluation.participants},
         "tensors": list(init),
+        "cohorts": cohorts(builder),
     }
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "workload.npz", **arrays)

@@ -2,9 +2,10 @@
 
 No framework: one process, one model object, the participants' data as tensors, FedAvg as a weighted sum
 of state dicts. It trains what fscope trains (the partitions, initial weights and settings that
-bench/peers/export.py wrote; local SGD with the same lr, momentum, epochs and batch size; uniform sampling
-when the workload samples), with its own seeded batch order, and evaluates the held-out set (and every
-participant's test split, when the workload does) as often as fscope does. It needs only torch and numpy.
+bench/peers/export.py wrote; local SGD with the same lr, momentum, epochs and batch size; each round's cohort
+as the workload's ``cohorts`` list it, drawn as fscope's coordinator draws them), with its own seeded batch
+order, and evaluates the held-out set (and every participant's test split, when the workload does) as often as
+fscope does. It needs only torch and numpy.
 
     python bench/peers/plain_torch.py WORKLOAD_DIR [--threads N]
 
@@ -63,12 +64,10 @@ def main() -> None:
     features = heldout[0].shape[1]
     model = mlp(features, w["model"]["hidden"], w["model"]["classes"])
     loss_fn = nn.CrossEntropyLoss()
-    rng = np.random.default_rng(w["seed"])
-    k = w["sample_size"] or n
     round_s, acc = [], float("nan")
     for r in range(w["rounds"]):
         started = time.perf_counter()
-        cohort = sorted(rng.choice(n, size=k, replace=False)) if k < n else range(n)
+        cohort = w["cohorts"][r]
         total = sum(len(train[i][1]) for i in cohort)
         summed = {name: torch.zeros_like(v) for name, v in global_state.items()}
         for i in cohort:

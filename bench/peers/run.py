@@ -10,6 +10,8 @@ and CPU seconds, peak RSS, the median round time after the first (steady state),
 accuracy, and the ratio peer / fscope for wall time and for steady-state round time. ``--batched`` and ``--workers N``
 add fscope with ``simulation.batched`` or N trainer processes (``simulation.workers``) as sides of their own, with
 ratios against them too; a workers side uses N processes of ``--threads`` threads each, more than the peers use.
+Every side trains the same participants each round: export.py's ``cohorts``, drawn as fscope's coordinator draws
+them, which each harness is given and which this script checks fscope's runs aggregated.
 
 Peers: ``plain_torch`` (FedAvg in plain torch, bench/peers/plain_torch.py: the floor, in the tox env), and
 ``flower``, ``pfl`` and ``federatedscope`` (bench/peers/<peer>/harness.py), each in its own environment made by
@@ -64,12 +66,18 @@ def _timed(cmd: list[str], env: dict[str, str]) -> tuple[str, float, float, floa
         return out.read(), wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def run_fscope(config: Path, overrides: list[str], out: Path, threads: int) -> dict:
+def run_fscope(config: Path, overrides: list[str], out: Path, threads: int, cohorts: list[list[int]]) -> dict:
     sets = [a for o in overrides for a in ("--set", o)]
     _, wall, cpu, rss = _timed([sys.executable, "-m", "fscore.cli", "run", str(config), "--output", str(out),
                                 "--no-progress", *sets], _env(threads))
     summary = json.loads((out / "summary.json").read_text())
-    stamps = [json.loads(line)["wall_time"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    trained = [sorted(int(a.rsplit("-", 1)[1]) for a in line["aggregated"]) for line in lines]
+    if trained != cohorts:  # the peers are given export.py's cohorts: fscope must have drawn the same ones
+        differs = [r + 1 for r, (a, b) in enumerate(itertools.zip_longest(trained, cohorts)) if a != b]
+        raise SystemExit(f"fscope ({' '.join(overrides) or 'default'}) aggregated other participants than the "
+                         f"exported cohorts, first in round {differs[0]}")
+    stamps = [line["wall_time"] for line in lines]
     rounds = [b - a for a, b in itertools.pairwise(stamps)]
     return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss, "round_s": rounds,
             "heldout_accuracy": summary["final_metrics"].get("heldout.accuracy")}
@@ -103,6 +111,7 @@ def main() -> None:
         workload = Path(tmp) / "workload"
         subprocess.run([sys.executable, str(HERE / "export.py"), str(args.config), str(workload),
                         *[a for o in args.overrides for a in ("--set", o)]], check=True, capture_output=True)
+        cohorts = json.loads((workload / "workload.json").read_text())["cohorts"]
         # fscope's sides: the default path, and each opt-in one asked for
         ours = {"fscope": [], **({"batched": ["simulation.batched=true"]} if args.batched else {}),
                 **({"workers": [f"simulation.workers={args.workers}"]} if args.workers > 1 else {})}
@@ -111,7 +120,8 @@ def main() -> None:
         for r in range(args.repeat):
             for side, extra in ours.items():
                 results["fscope" if side == "fscope" else f"fscope_{side}"].append(
-                    run_fscope(args.config, [*args.overrides, *extra], Path(tmp) / f"{side}{r}", args.threads))
+                    run_fscope(args.config, [*args.overrides, *extra], Path(tmp) / f"{side}{r}", args.threads,
+                               cohorts))
             for peer in peers:
                 results[peer].append(run_peer(peer, workload, args.threads))
 

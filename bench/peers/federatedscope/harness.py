@@ -24,9 +24,11 @@ Training: ``trainer.type='general'`` (``GeneralTorchTrainer``), ``criterion.type
 ``torch.optim.SGD`` (lr, momentum, weight_decay) each local routine, ``train.batch_or_epoch='epoch'`` and
 ``train.local_update_steps=local_epochs``; FedAvg weighted by the sample counts the clients report (samples
 seen in the routine = epochs x train size, so the weights are proportional to train sizes);
-``federate.sample_client_num`` = sample size (all participants when it is 0 or >= participants), drawn
-uniformly each round by FederatedScope's ``UniformSampler`` (numpy's global RNG, seeded with the workload's
-seed; batch order comes from torch's global RNG, also seeded by it, so batches differ from plain_torch's).
+``federate.sample_client_num`` = sample size (all participants when it is 0 or >= participants); which clients
+train a round is the workload's ``cohorts`` entry (the participants fscope's coordinator draws, which every side
+trains), handed out by a FederatedScope ``Sampler`` subclass that the server uses in place of its
+``UniformSampler``. Batch order comes from torch's global RNG, seeded with the workload's seed, so batches
+differ from plain_torch's.
 
 Evaluation: ``federate.make_global_eval=True`` -- the server evaluates the global model on its own test split
 (the held-out set) after every ``eval.freq`` = ``evaluation.every`` rounds and after the last one, and in this
@@ -117,6 +119,7 @@ def register(w: dict, arrays) -> None:
     from federatedscope.core.auxiliaries.utils import setup_seed
     from federatedscope.core.data import ClientData, StandaloneDataDict
     from federatedscope.core.message import Message
+    from federatedscope.core.sampler import Sampler
     from federatedscope.core.workers import Client, Server
     from federatedscope.register import register_data, register_model, register_worker
     from torch.utils.data import TensorDataset
@@ -146,11 +149,27 @@ def register(w: dict, arrays) -> None:
         model.load_state_dict(init)
         return model
 
+    class CohortSampler(Sampler):
+        """The workload's cohorts, one round after the other (FederatedScope's client ids are 1-based)."""
+
+        def __init__(self, client_num: int) -> None:
+            super().__init__(client_num)
+            self.rounds = iter(w["cohorts"])
+
+        def sample(self, size):
+            cohort = [i + 1 for i in next(self.rounds)]
+            if len(cohort) != size:
+                raise RuntimeError(f"FederatedScope asked for {size} clients; the workload's cohort has {len(cohort)}")
+            self.change_state(cohort, "working")
+            return cohort
+
     class BenchServer(Server):
-        """FederatedScope's Server, plus round stamps and (when asked) the participants' evaluation."""
+        """FederatedScope's Server, plus the workload's cohorts, round stamps and (when asked) the participants'
+        evaluation."""
 
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
+            self.sampler = CohortSampler(n)
             self.bench_round_s: list[float] = []
             self.bench_heldout_acc = float("nan")
             self._bench_t: float | None = None

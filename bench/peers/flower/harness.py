@@ -15,9 +15,13 @@ decay for ``local_epochs`` epochs of ``batch_size`` minibatches, in the order of
 ``numpy.random.default_rng([seed, participant, round]).permutation`` (round counted from 0, as plain_torch.py
 does); CrossEntropyLoss; Flower's FedAvg weighted by ``num-examples`` (the participant's training samples).
 ``sample_size`` participants train a round: ``fraction_train = sample_size / participants`` with
-``min_train_nodes = sample_size`` (all of them when sample_size is empty or >= participants), drawn by
-Flower's own sampler (``random.sample`` over the node ids; ``random`` is seeded with the workload's seed, but
-node ids are random per run, so the cohorts differ from plain torch's and from run to run). The held-out
+``min_train_nodes = sample_size`` (all of them when sample_size is empty or >= participants). Flower's own
+sampler picks which nodes (Ray actor calls) run the round (``random.sample`` over the node ids); which
+participants they train is the workload's ``cohorts`` entry for the round (the participants fscope's
+coordinator draws, which every side trains): the strategy's ``configure_train`` tells the j-th sampled node,
+in its train config, to train the j-th participant of the cohort. A server cannot choose nodes by partition-id
+(node ids are random per run), and every node loads the same workload, so any node can train any partition;
+without a ``partition`` in its config a node trains its own ``partition-id``. The held-out
 accuracy is computed in ``evaluate_fn`` after every ``evaluation.every`` rounds and after the last; when
 ``evaluation.participants`` is true, each participant also evaluates its test split on those rounds
 (Flower's federated evaluation, all nodes), otherwise ``fraction_evaluate = 0`` and none does.
@@ -180,7 +184,7 @@ def train(msg: Message, context: Context) -> Message:
     config = msg.content["config"]
     wl = _process_setup(config)
     w, t = wl.spec, wl.spec["trainer"]
-    i = int(context.node_config["partition-id"])
+    i = int(config["partition"]) if "partition" in config else int(context.node_config["partition-id"])
     r = int(config["server-round"]) - 1
     model = wl.model
     model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
@@ -266,9 +270,23 @@ class TreeSampler:
 class WorkloadFedAvg(FedAvg):
     """Flower's FedAvg, with federated evaluation only on the workload's evaluation rounds."""
 
-    def __init__(self, *, every: int, rounds: int, **kwargs) -> None:
+    def __init__(self, *, every: int, rounds: int, cohorts: list[list[int]], **kwargs) -> None:
         super().__init__(**kwargs)
-        self.every, self.rounds = every, rounds
+        self.every, self.rounds, self.cohorts = every, rounds, cohorts
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> list[Message]:
+        """Flower's sampled nodes, each told which participant of the round's cohort to train."""
+        cohort = self.cohorts[server_round - 1]
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        if len(messages) != len(cohort):
+            raise RuntimeError(f"round {server_round}: Flower sampled {len(messages)} nodes for a cohort of "
+                               f"{len(cohort)}")
+        key = self.configrecord_key
+        return [Message(content=RecordDict({self.arrayrecord_key: arrays,
+                                            key: ConfigRecord({**dict(m.content[key]), "partition": participant})}),
+                        message_type=m.metadata.message_type, dst_node_id=m.metadata.dst_node_id)
+                for m, participant in zip(messages, cohort, strict=True)]
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]):
         replies = list(replies)
@@ -309,7 +327,7 @@ def server_main(grid: Grid, context: Context) -> None:
     federated = bool(w["evaluation"]["participants"])
     random.seed(w["seed"])  # Flower's sampler draws from the module-level ``random``
     strategy = WorkloadFedAvg(
-        every=every, rounds=rounds,
+        every=every, rounds=rounds, cohorts=w["cohorts"],
         fraction_train=k / n, min_train_nodes=k, min_available_nodes=n,
         fraction_evaluate=1.0 if federated else 0.0, min_evaluate_nodes=n if federated else 0)
     heldout_x = torch.from_numpy(wl.npz["heldout_x"])

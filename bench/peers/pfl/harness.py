@@ -18,11 +18,10 @@ bench/peers/plain_torch.py train, the way pfl's own benchmarks (benchmarks/image
     participant) and ``NNTrainHyperParams`` (local lr, ``local_epochs``, ``batch_size``), run on a
     ``SimulatedBackend`` whose only postprocessor is ``WeightByDatapoints``: each participant's model difference
     is weighted by its number of training samples (pfl's default, without it, is one weight per participant);
-  * sampling: a ``user_sampler`` for the ``FederatedDataset``. When the workload samples (``sample_size`` <
-    participants), it draws each round's cohort uniformly without replacement from the same seeded generator as
-    plain_torch.py (hence the same cohorts); pfl's own ``'random'`` sampler would draw with replacement (a
-    participant can come twice in one cohort), and its ``'minimize_reuse'`` sampler goes round-robin. When every
-    participant trains every round, it is pfl's ``'minimize_reuse'`` sampler, which then yields each one once;
+  * sampling: a ``user_sampler`` for the ``FederatedDataset`` that hands out the workload's ``cohorts`` (each
+    round's participants as fscope's coordinator draws them, which every side trains); pfl's own ``'random'``
+    sampler would draw with replacement (a participant can come twice in one cohort), and its
+    ``'minimize_reuse'`` sampler goes round-robin;
   * evaluation: a ``CentralEvaluationCallback`` on the held-out set after every ``evaluation.every`` rounds and
     after the last (pfl's callback also evaluates the initial model, and counts rounds from 0: the subclass below
     keeps the workload's schedule). When ``evaluation.participants`` is true, every participant with a non-empty
@@ -111,21 +110,18 @@ class MLP(nn.Module):
                 "accuracy": Weighted((logits.argmax(1) == y).sum().item(), len(y))}
 
 
-class UniformCohortSampler:
-    """A pfl user sampler (``callable() -> user id``) that hands out, one id a call, cohorts of ``k`` distinct
-    participants of ``n`` drawn uniformly each round from ``np.random.default_rng(seed)``, sorted, exactly as
-    plain_torch.py draws them. pfl's simulated backend asks for exactly ``k`` users a round (no overshoot, one
-    worker), so every ``k`` consecutive calls are one round's cohort."""
+class CohortSampler:
+    """A pfl user sampler (``callable() -> user id``) that hands out, one id a call, the workload's cohorts one
+    round after the other. pfl's simulated backend asks for exactly the cohort size a round (no overshoot, one
+    worker), so every round's calls are that round's cohort; asked for more, it refuses."""
 
-    def __init__(self, n: int, k: int, seed: int) -> None:
-        self._n, self._k = n, k
-        self._rng = np.random.default_rng(seed)
-        self._queue: collections.deque[int] = collections.deque()
+    def __init__(self, cohorts: list[list[int]]) -> None:
+        self._ids = collections.deque(i for cohort in cohorts for i in cohort)
 
     def __call__(self) -> int:
-        if not self._queue:
-            self._queue.extend(int(i) for i in sorted(self._rng.choice(self._n, size=self._k, replace=False)))
-        return self._queue.popleft()
+        if not self._ids:
+            raise RuntimeError("pfl asked for more participants than the workload's cohorts hold")
+        return self._ids.popleft()
 
 
 class HeldoutEvaluation(CentralEvaluationCallback):
@@ -186,8 +182,9 @@ def run(workload_dir: Path) -> tuple[list[float], float]:
         raise SystemExit("pfl cannot evaluate an empty user dataset (it evaluates round 1's cohort): "
                          "every participant needs a training sample")
     k = min(w["sample_size"] or n, n)
-    sampler = UniformCohortSampler(n, k, w["seed"]) if k < n else get_user_sampler("minimize_reuse", range(n))
-    training_data = FederatedDataset.from_slices(train, sampler)
+    if any(len(cohort) != k for cohort in w["cohorts"]):
+        raise SystemExit(f"pfl trains cohorts of one size ({k}); the workload's differ")
+    training_data = FederatedDataset.from_slices(train, CohortSampler(w["cohorts"]))
     test_ids = [i for i in range(n) if len(data[f"test_y_{i}"])]
     val_data = FederatedDataset.from_slices({i: tensors("test", i) for i in test_ids},
                                             get_user_sampler("minimize_reuse", test_ids))

@@ -161,6 +161,11 @@ class CourseBuilder:
         c = self.config
         return Strategy.from_config(c.strategy, c.sample_size or c.participants, c.evaluation.participants)
 
+    def sampler_rng(self) -> np.random.Generator:
+        """The coordinator's sampling stream, as a new coordinator starts it (bench/peers/export.py draws the
+        cohorts the peers are given from it)."""
+        return np.random.default_rng([self.config.seed, _STREAM_SAMPLER])
+
     def coordinator(self, outbox: Outbox, *, evaluator: Evaluator | None = None,
                     on_evaluation: Callable[[Evaluation], None] | None = None,
                     on_aggregation: Callable[[Aggregation], None] | None = None, clock: str = "virtual",
@@ -171,7 +176,7 @@ class CourseBuilder:
         worker = Coordinator(COORDINATOR, c.course_id, self.catalog, outbox, plan=self.plan(),
                              initial_params=self.initial_params(),
                              aggregator=build_aggregator(c), sampler=build_sampler(c.strategy),
-                             rng=np.random.default_rng([c.seed, _STREAM_SAMPLER]), evaluator=evaluator,
+                             rng=self.sampler_rng(), evaluator=evaluator,
                              on_evaluation=on_evaluation, on_aggregation=on_aggregation, strategy=strategy,
                              clock=clock, incarnation=incarnation)
         return self._customise(worker, None)
