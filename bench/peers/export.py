@@ -29,7 +29,7 @@ import numpy as np
 
 from fscore.config import load_config
 from fscore.course import CourseBuilder, participant_address
-from fscore.samplers import UniformSampler
+from fscore.samplers import UniformSampler, sampling_stream
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
@@ -45,7 +45,7 @@ def cohorts(builder: CourseBuilder) -> list[list[int]]:
         raise SystemExit("export.py: the peer workloads are synchronous courses with the uniform sampler")
     addresses = [participant_address(i) for i in range(config.participants)]
     index = {a: i for i, a in enumerate(addresses)}
-    k, rng, sampler = config.sample_size or config.participants, builder.sampler_rng(), UniformSampler()
+    k, rng, sampler = config.sample_size or config.participants, sampling_stream(config.seed), UniformSampler()
     return [[index[a] for a in sampler.sample(addresses, k, rng)] for _ in range(config.rounds)]
 
 

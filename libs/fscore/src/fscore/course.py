@@ -31,6 +31,7 @@ from fscore.personalization import SharedPart, TrainerParts, build_personalizati
 from fscore.personalization.checks import check_participants, check_sharing
 from fscore.plugins import Plugin, PluginContext
 from fscore.registry import resolve_path
+from fscore.samplers import sampling_stream
 from fscore.simulation.device import DeviceProfile, device_profiles
 from fscore.strategy import Strategy
 from fscore.topics import CourseTopics
@@ -42,7 +43,7 @@ from fstranslation.adapters import BackendAdapter
 from fstranslation.layout import TensorSpec, layout_differences, layout_problems
 
 # Distinct streams of randomness, so adding draws to one never shifts another.
-_STREAM_INIT, _STREAM_SAMPLER, _STREAM_TRAINER, _STREAM_DEVICES = 1, 2, 3, 4
+_STREAM_INIT, _STREAM_TRAINER, _STREAM_DEVICES = 1, 3, 4  # 2: fscore.samplers.SAMPLER_STREAM
 _STREAM_PRIVATE = 7  # a participant's private parameters' start (6 is the plug-ins')
 _STREAM_VALIDATION = 8  # which of a participant's training examples are its validation split
 
@@ -161,11 +162,6 @@ class CourseBuilder:
         c = self.config
         return Strategy.from_config(c.strategy, c.sample_size or c.participants, c.evaluation.participants)
 
-    def sampler_rng(self) -> np.random.Generator:
-        """The coordinator's sampling stream, as a new coordinator starts it (bench/peers/export.py draws the
-        cohorts the peers are given from it)."""
-        return np.random.default_rng([self.config.seed, _STREAM_SAMPLER])
-
     def coordinator(self, outbox: Outbox, *, evaluator: Evaluator | None = None,
                     on_evaluation: Callable[[Evaluation], None] | None = None,
                     on_aggregation: Callable[[Aggregation], None] | None = None, clock: str = "virtual",
@@ -174,9 +170,8 @@ class CourseBuilder:
         c = self.config
         strategy = self.strategy()
         worker = Coordinator(COORDINATOR, c.course_id, self.catalog, outbox, plan=self.plan(),
-                             initial_params=self.initial_params(),
-                             aggregator=build_aggregator(c), sampler=build_sampler(c.strategy),
-                             rng=self.sampler_rng(), evaluator=evaluator,
+                             initial_params=self.initial_params(), aggregator=build_aggregator(c),
+                             sampler=build_sampler(c.strategy), rng=sampling_stream(c.seed), evaluator=evaluator,
                              on_evaluation=on_evaluation, on_aggregation=on_aggregation, strategy=strategy,
                              clock=clock, incarnation=incarnation)
         return self._customise(worker, None)

@@ -21,6 +21,15 @@ from pydantic import Field
 from fscore.interfaces import RequiredMethods, abstract
 from fscore.registry import Registry
 
+#: the coordinator's sampling stream, ``default_rng([seed, SAMPLER_STREAM])`` (course.py numbers the others)
+SAMPLER_STREAM = 2
+
+
+def sampling_stream(seed: int) -> np.random.Generator:
+    """The coordinator's sampling stream as a course starts it (bench/peers/export.py draws the peers' cohorts
+    on it)."""
+    return np.random.default_rng([seed, SAMPLER_STREAM])
+
 
 class Sampler(RequiredMethods):
     required = ("sample",)
