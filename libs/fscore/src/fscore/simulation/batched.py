@@ -143,6 +143,7 @@ class CohortTraining:
                 total_loss += batch_loss.double() * count.double()
                 total_square += (losses.square() * mb).sum(1).double()
                 seen += count.long()
+                everyone = bool(active.all())  # then nothing is masked: the same updates, in place
                 for n in names:
                     shape = (k, *([1] * (params[n].dim() - 1)))
                     g = grads[n]
@@ -150,9 +151,16 @@ class CohortTraining:
                         g = g.add(params[n], alpha=cfg.weight_decay)
                     if cfg.momentum != 0:
                         buf = momentum.get(n)
-                        g = momentum[n] = g.clone() if buf is None else torch.where(
-                            active.reshape(shape), buf.mul(cfg.momentum).add(g), buf)
-                    params[n] = torch.where(active.reshape(shape), params[n].add(g, alpha=-cfg.lr), params[n])
+                        if buf is None:
+                            g = momentum[n] = g.clone()
+                        elif everyone:
+                            g = buf.mul_(cfg.momentum).add_(g)
+                        else:
+                            g = momentum[n] = torch.where(active.reshape(shape), buf.mul(cfg.momentum).add(g), buf)
+                    if everyone:
+                        params[n].add_(g, alpha=-cfg.lr)
+                    else:
+                        params[n] = torch.where(active.reshape(shape), params[n].add(g, alpha=-cfg.lr), params[n])
         for j, worker in enumerate(group):
             result = train_result(cfg, sizes[j], len(dealt[j]), int(seen[j]), float(total_loss[j]),
                                   float(total_square[j]))
