@@ -39,13 +39,17 @@ def _flat(x: np.ndarray) -> np.ndarray:
 
 def cohorts(builder: CourseBuilder) -> list[list[int]]:
     """Each round's participants, as the coordinator of a synchronous course with the uniform sampler draws
-    them: from all participants, in address order, on its sampling stream, one draw a round."""
-    config = builder.config
-    if config.strategy.setting("sampler") != "uniform" or config.strategy.name != "sync_vanilla":
-        raise SystemExit("export.py: the peer workloads are synchronous courses with the uniform sampler")
+    them: from all participants, in address order, on its sampling stream, one draw a round. Participants join in
+    address order in simulation; bench/peers/run.py checks what fscope aggregated against these."""
+    config, strategy = builder.config, builder.strategy()
+    k = config.sample_size or config.participants
+    if not (strategy.synchronous and strategy.sampler == "uniform" and strategy.trigger == "all_received"
+            and strategy.concurrency == k and strategy.reply_timeout_s is None):
+        raise SystemExit("export.py: the peer workloads are synchronous courses that sample sample_size participants "
+                         "uniformly and wait for all of them (no overselection, no reply timeout)")
     addresses = [participant_address(i) for i in range(config.participants)]
     index = {a: i for i, a in enumerate(addresses)}
-    k, rng, sampler = config.sample_size or config.participants, sampling_stream(config.seed), UniformSampler()
+    rng, sampler = sampling_stream(config.seed), UniformSampler()
     return [[index[a] for a in sampler.sample(addresses, k, rng)] for _ in range(config.rounds)]
 
 

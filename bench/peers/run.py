@@ -72,11 +72,14 @@ def run_fscope(config: Path, overrides: list[str], out: Path, threads: int, coho
                                 "--no-progress", *sets], _env(threads))
     summary = json.loads((out / "summary.json").read_text())
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    trained = [sorted(int(a.rsplit("-", 1)[1]) for a in line["aggregated"]) for line in lines]
+    aggregations = [json.loads(line) for line in (out / "aggregations.jsonl").read_text().splitlines()]
+    trained = [sorted(int(a.rsplit("-", 1)[1]) for a in row["senders"]) for row in aggregations]
     if trained != cohorts:  # the peers are given export.py's cohorts: fscope must have drawn the same ones
         differs = [r + 1 for r, (a, b) in enumerate(itertools.zip_longest(trained, cohorts)) if a != b]
         raise SystemExit(f"fscope ({' '.join(overrides) or 'default'}) aggregated other participants than the "
                          f"exported cohorts, first in round {differs[0]}")
+    if len(lines) != len(aggregations):  # round times are the evaluations' stamps: one a round
+        raise SystemExit("run.py times rounds by their evaluations: the workload must evaluate every round")
     stamps = [line["wall_time"] for line in lines]
     rounds = [b - a for a, b in itertools.pairwise(stamps)]
     return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss, "round_s": rounds,

@@ -157,7 +157,10 @@ def register(w: dict, arrays) -> None:
             self.rounds = iter(w["cohorts"])
 
         def sample(self, size):
-            cohort = [i + 1 for i in next(self.rounds)]
+            drawn = next(self.rounds, None)
+            if drawn is None:
+                raise RuntimeError("FederatedScope asked for more cohorts than the workload's rounds")
+            cohort = [i + 1 for i in drawn]
             if len(cohort) != size:
                 raise RuntimeError(f"FederatedScope asked for {size} clients; the workload's cohort has {len(cohort)}")
             self.change_state(cohort, "working")
