@@ -4,9 +4,11 @@ When the coordinator sends one model to many participants of this process, their
 parameters stacked along a participant axis (the zoo model's ``batched_forward``: batched matrix products, one
 autograd pass for the whole cohort). Each participant keeps its own examples, its own
 seeded batch order (the very batches :func:`fscore.trainers.base.batches` deals it) and its own momentum
-buffer. Participants with fewer steps, or a smaller last batch, are masked: a padded example weighs nothing
-and a finished participant's parameters and buffer stop moving. The per-sample losses are averaged over the
-real examples, so each participant's gradient is the one its own mean loss gives.
+buffer. The stack is ordered by number of steps, longest first, so a step trains only the participants still
+stepping (a prefix of the stack, updated in place) and a finished one's parameters and buffer stop moving.
+Short batches are masked: a padded example weighs nothing, and the per-sample losses are averaged over the
+real examples, so each participant's gradient is the one its own mean loss gives. A participant's trained
+parameters are read-only views of its slice of the stack, handed out as its update without another copy.
 
 Nothing else changes: each participant still handles the ``model_parameters`` message, trains (taking its
 prepared result, :meth:`TorchTrainer.train`), and sends its own ``model_update``; async strategies, virtual
@@ -35,7 +37,7 @@ class Prepared:
 
     round: int
     start: dict[str, torch.Tensor]  # the model it trained from: taken only if the participant received this one
-    trained: dict[str, torch.Tensor]
+    trained: dict[str, np.ndarray]  # read-only views of its slice of the cohort's stack: its reply, as it is
     result: TrainResult
     rng: np.random.Generator  # its round stream after drawing its batches, as its own training leaves it
 
@@ -43,10 +45,18 @@ class Prepared:
         return self
 
     def apply(self, trainer: Any) -> None:
-        with torch.no_grad():
-            for name, p in trainer.model.named_parameters():
-                p.copy_(self.trained[name])
-        trainer.rng = self.rng
+        trainer.adopt(self.trained, lambda: self.rng)
+
+
+def _read_only(stacked_slices: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Numpy views of one participant's trained parameters, read-only: they are handed out as its update without
+    another copy (:meth:`TorchTrainer.adopt`), and nothing may write into the cohort's stack behind them."""
+    out = {}
+    for name, tensor in stacked_slices.items():
+        view = tensor.numpy()
+        view.flags.writeable = False
+        out[name] = view
+    return out
 
 
 def refusal(config: Any, builder: Any) -> str | None:
@@ -107,11 +117,15 @@ class CohortTraining:
         first.set_parameters(tensors)
         start = {n: p.detach().clone() for n, p in model.named_parameters()}
         names = list(start)
-        k = len(group)
         # every participant's batches, drawn from its own round stream exactly as its trainer would draw them
         streams = [np.random.default_rng([*w.trainer.seed, round_]) for w in group]
         dealt = [list(batches(len(w.data.train), cfg, rng)) for w, rng in zip(group, streams, strict=True)]
-        steps = max(len(d) for d in dealt)
+        # longest training first: the participants still stepping at step t are then the first ones of the
+        # stack, and each step trains that prefix alone, in place, with nothing to mask but short batches
+        order = sorted(range(len(group)), key=lambda j: -len(dealt[j]))
+        group, streams, dealt = [group[j] for j in order], [streams[j] for j in order], [dealt[j] for j in order]
+        k, steps = len(group), len(dealt[0])
+        stepping = [sum(len(d) > t for d in dealt) for t in range(steps)]
         width = max((len(b) for d in dealt for b in d), default=1)
         sizes = [len(w.data.train) for w in group]
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
@@ -133,41 +147,31 @@ class CohortTraining:
         seen = torch.zeros(k, dtype=torch.int64)
         model.train()
         for t in range(steps):
-            mb = mask_t[t]
+            a = stepping[t]
+            mb, at = mask_t[t, :a], index_t[t, :a]
             count = mb.sum(1)
-            active = count > 0
-            xb = x_all[index_t[t]].reshape(k, width, *x_all.shape[1:])
-            grads, losses = step_grad(params, xb, y_all[index_t[t]], mb)
+            xb = x_all[at].reshape(a, width, *x_all.shape[1:])
+            grads, losses = step_grad({n: params[n][:a] for n in names}, xb, y_all[at], mb)
             with torch.no_grad():
-                batch_loss = (losses * mb).sum(1) / count.clamp(min=1.0)
-                total_loss += batch_loss.double() * count.double()
-                total_square += (losses.square() * mb).sum(1).double()
-                seen += count.long()
-                everyone = bool(active.all())  # then nothing is masked: the same updates, in place
+                total_loss[:a] += ((losses * mb).sum(1) / count).double() * count.double()
+                total_square[:a] += (losses.square() * mb).sum(1).double()
+                seen[:a] += count.long()
                 for n in names:
-                    shape = (k, *([1] * (params[n].dim() - 1)))
-                    g = grads[n]
+                    p, g = params[n][:a], grads[n]
                     if cfg.weight_decay != 0:
-                        g = g.add(params[n], alpha=cfg.weight_decay)
+                        g = g.add(p, alpha=cfg.weight_decay)
                     if cfg.momentum != 0:
-                        buf = momentum.get(n)
-                        if buf is None:
+                        if n not in momentum:  # the first step: torch's SGD starts the buffer at the gradient
                             g = momentum[n] = g.clone()
-                        elif everyone:
-                            g = buf.mul_(cfg.momentum).add_(g)
                         else:
-                            g = momentum[n] = torch.where(active.reshape(shape), buf.mul(cfg.momentum).add(g), buf)
-                    if everyone:
-                        params[n].add_(g, alpha=-cfg.lr)
-                    else:
-                        params[n] = torch.where(active.reshape(shape), params[n].add(g, alpha=-cfg.lr), params[n])
+                            g = momentum[n][:a].mul_(cfg.momentum).add_(g)
+                    p.add_(g, alpha=-cfg.lr)
+        seen_, loss_, square_ = seen.tolist(), total_loss.tolist(), total_square.tolist()
         for j, worker in enumerate(group):
-            result = train_result(cfg, sizes[j], len(dealt[j]), int(seen[j]), float(total_loss[j]),
-                                  float(total_square[j]))
-            worker.trainer.prepared = Prepared(round_, start, {n: params[n][j].clone() for n in names}, result,
+            result = train_result(cfg, sizes[j], len(dealt[j]), seen_[j], loss_[j], square_[j])
+            worker.trainer.prepared = Prepared(round_, start, _read_only({n: params[n][j] for n in names}), result,
                                                streams[j])
         self.prepared += k
-
 
     def _cohort_data(self, group: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """The cohort's examples end to end; kept while the same cohort comes back (every round, at full
