@@ -8,6 +8,7 @@ over the decoded bytes: no further copy.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -99,12 +100,18 @@ def tensor_parts(tensors: Mapping[str, Any]) -> Iterator[bytes | memoryview]:
     yield avro_long(len(tensors))
     for name, value in tensors.items():
         arr, dtype_name = wire_array(name, value)
-        # The Tensor record's fields before `data`: name, dtype, shape (an Avro array: one block, then 0).
-        shape = b"".join(avro_long(d) for d in arr.shape)
-        yield b"".join((avro_string(name), avro_string(dtype_name),
-                        avro_long(arr.ndim) + shape + b"\x00" if arr.ndim else b"\x00", avro_long(arr.nbytes)))
+        yield _tensor_head(name, dtype_name, arr.shape, arr.nbytes)
         yield memoryview(arr).cast("B") if arr.nbytes else b""
     yield b"\x00"
+
+
+@functools.lru_cache(maxsize=4096)
+def _tensor_head(name: str, dtype_name: str, shape: tuple[int, ...], nbytes: int) -> bytes:
+    """The Tensor record's fields before ``data``: name, dtype, shape (an Avro array: one block, then 0) and the
+    length of ``data``. A model's tensors keep these from message to message, so each is encoded once."""
+    dims = b"".join(avro_long(d) for d in shape)
+    return b"".join((avro_string(name), avro_string(dtype_name),
+                     avro_long(len(shape)) + dims + b"\x00" if shape else b"\x00", avro_long(nbytes)))
 
 
 def tensor_records(tensors: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -48,11 +48,12 @@ class Prepared:
         trainer.adopt(self.trained, lambda: self.rng)
 
 
-def _read_only(stacked_slices: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """Numpy views of one participant's trained parameters, read-only: they are handed out as its update without
-    another copy (:meth:`TorchTrainer.adopt`), and nothing may write into the cohort's stack behind them."""
+def _read_only(stacks: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Read-only numpy views of the cohort's trained stacks: each participant's parameters are its slices of
+    them, handed out as its update without another copy (:meth:`TorchTrainer.adopt`), and nothing may write
+    into the stack behind them."""
     out = {}
-    for name, tensor in stacked_slices.items():
+    for name, tensor in stacks.items():
         view = tensor.numpy()
         view.flags.writeable = False
         out[name] = view
@@ -167,10 +168,10 @@ class CohortTraining:
                             g = momentum[n][:a].mul_(cfg.momentum).add_(g)
                     p.add_(g, alpha=-cfg.lr)
         seen_, loss_, square_ = seen.tolist(), total_loss.tolist(), total_square.tolist()
+        trained = _read_only(params)
         for j, worker in enumerate(group):
             result = train_result(cfg, sizes[j], len(dealt[j]), seen_[j], loss_[j], square_[j])
-            worker.trainer.prepared = Prepared(round_, start, _read_only({n: params[n][j] for n in names}), result,
-                                               streams[j])
+            worker.trainer.prepared = Prepared(round_, start, {n: trained[n][j] for n in names}, result, streams[j])
         self.prepared += k
 
     def _cohort_data(self, group: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
