@@ -94,7 +94,8 @@ class TorchTrainer(Trainer):
         reply, self._reply = self._reply, None
         if reply is not None:  # handed out once: the trainer does not keep a model per idle participant
             return dict(reply)
-        params = self.adapter.to_wire(self.model.state_dict())
+        views = self._views()  # the state dict's own arrays, when it holds parameters only (no state_dict() call)
+        params = dict(views) if views is not None else self.adapter.to_wire(self.model.state_dict())
         if self.shared_module:  # views of a module the next participant trains: a copy keeps this one's model
             return {k: np.array(v, copy=True) for k, v in params.items()}
         return params
