@@ -22,6 +22,21 @@ _adapter = get_adapter("torch")
 Privatized = tuple[nn.Module, torch.optim.Optimizer, Callable[[], None]]
 
 
+_ENGINE = getattr(getattr(torch.autograd, "Variable", None), "_execution_engine", None)
+_ONE = torch.ones(())
+
+
+def _backward(loss: torch.Tensor) -> None:
+    """``loss.backward()`` for a plain scalar tensor, handed to torch's autograd engine directly: the same engine
+    call ``Tensor.backward`` ends in, seeded with the same 1.0, so the same gradients bit for bit, without about
+    40 us of Python argument checks a step (a tenth of a small model's step, issue 19). Anything else (a tensor
+    subclass, a torch without the engine object) goes through ``loss.backward()``."""
+    if _ENGINE is None or type(loss) is not torch.Tensor or loss.dim() != 0 or loss.dtype != _ONE.dtype:
+        loss.backward()
+        return
+    _ENGINE.run_backward((loss,), (_ONE,), False, False, (), allow_unreachable=True, accumulate_grad=True)
+
+
 class TorchTrainer(Trainer):
     backend = "torch"
 
@@ -169,9 +184,9 @@ class TorchTrainer(Trainer):
             total_square += float(losses.detach().square().sum())
             if mu:  # FedProx's proximal term; the reported loss stays the task loss
                 proximal = sum(((p - a) ** 2).sum() for p, a in zip(self.model.parameters(), anchor, strict=True))
-                (loss + mu / 2 * proximal).backward()
+                _backward(loss + mu / 2 * proximal)
             else:
-                loss.backward()
+                _backward(loss)
             opt.step()
             total_loss += loss.item() * len(idx)
             seen += len(idx)
