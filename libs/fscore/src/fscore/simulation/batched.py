@@ -27,6 +27,7 @@ import structlog
 import torch
 
 from fscore.trainers.base import TrainResult, batches, train_result
+from fscore.trainers.torch_trainer import scalar_backward
 
 log = structlog.get_logger("fscore.batched")
 
@@ -203,7 +204,7 @@ def _stacked_gradients(model: torch.nn.Module) -> Gradients:
         leaves = {n: p.detach().requires_grad_(True) for n, p in params.items()}
         losses = torch.nn.functional.cross_entropy(forward(leaves, xb).flatten(0, 1), yb.flatten(), reduction="none")
         losses = losses.reshape(yb.shape)
-        ((losses * mb).sum(1) / mb.sum(1).clamp(min=1.0)).sum().backward()
+        scalar_backward(((losses * mb).sum(1) / mb.sum(1).clamp(min=1.0)).sum())
         return {n: p.grad for n, p in leaves.items()}, losses.detach()
 
     return by_products

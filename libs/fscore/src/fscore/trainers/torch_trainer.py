@@ -26,7 +26,7 @@ _ENGINE = getattr(getattr(torch.autograd, "Variable", None), "_execution_engine"
 _ONE = torch.ones(())
 
 
-def _backward(loss: torch.Tensor) -> None:
+def scalar_backward(loss: torch.Tensor) -> None:
     """``loss.backward()`` for a plain scalar tensor, handed to torch's autograd engine directly: the same engine
     call ``Tensor.backward`` ends in, seeded with the same 1.0, so the same gradients bit for bit, without about
     40 us of Python argument checks a step (a tenth of a small model's step, issue 19). Anything else (a tensor
@@ -184,9 +184,9 @@ class TorchTrainer(Trainer):
             total_square += float(losses.detach().square().sum())
             if mu:  # FedProx's proximal term; the reported loss stays the task loss
                 proximal = sum(((p - a) ** 2).sum() for p, a in zip(self.model.parameters(), anchor, strict=True))
-                _backward(loss + mu / 2 * proximal)
+                scalar_backward(loss + mu / 2 * proximal)
             else:
-                _backward(loss)
+                scalar_backward(loss)
             opt.step()
             total_loss += loss.item() * len(idx)
             seen += len(idx)
